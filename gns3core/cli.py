@@ -1,0 +1,172 @@
+"""`gns3server`: parse the command line, load the configuration and plugins, serve the API."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from gns3core import __version__
+from gns3core.config import Config
+from gns3core.emulator.process import kill_all_live
+
+log = logging.getLogger("gns3core")
+
+# Command-line flag -> [Server] key it overrides (flags always win over the files, even after a reload).
+FLAG_KEYS = {
+    "host": "host", "port": "port", "local": "local", "allow": "allow_remote_console", "ssl": "ssl",
+    "certfile": "certfile", "certkey": "certkey", "record": "record", "debug": "debug", "quiet": "quiet",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gns3server", description="GNS3 API v1 compatible network-emulation server")
+    parser.add_argument("-v", "--version", action="store_true", help="show the version and exit")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default 8000)")
+    parser.add_argument("--ssl", action="store_true", default=None, help="serve HTTPS (needs --certfile, --certkey)")
+    parser.add_argument("--certfile", help="PEM certificate for --ssl")
+    parser.add_argument("--certkey", help="PEM private key for --ssl")
+    parser.add_argument("--config", help="use only this configuration file")
+    parser.add_argument("--record", help="append a curl line for every API request to this file")
+    parser.add_argument("-L", "--local", action="store_true", default=None,
+                        help="local mode: allow config reload, shutdown and paths outside the projects directory")
+    parser.add_argument("-A", "--allow", action="store_true", default=None,
+                        help="consoles listen on every address, not only the bind address")
+    parser.add_argument("-q", "--quiet", action="store_true", default=None, help="no log output on stdout")
+    parser.add_argument("-d", "--debug", action="store_true", default=None, help="debug logging")
+    parser.add_argument("--log", help="send logs to this file")
+    parser.add_argument("--pid", help="write the process id to this file (refuse to start if it names a live one)")
+    parser.add_argument("--daemon", action="store_true", help="detach from the terminal before starting")
+    parser.add_argument("--list-plugins", action="store_true",
+                        help="print every plugin, whether its emulator program was found and its version, then exit")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    server: dict[str, str] = {}
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        server[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return {"Server": server} if server else {}
+
+
+def setup_logging(args: argparse.Namespace, config: Config) -> None:
+    level = logging.DEBUG if config.server.getbool("debug") else logging.INFO
+    handlers: list[logging.Handler] = []
+    if args.log:
+        handlers.append(logging.FileHandler(args.log))
+    elif not config.server.getbool("quiet"):
+        handlers.append(logging.StreamHandler(sys.stdout))
+    else:
+        handlers.append(logging.NullHandler())
+    logging.basicConfig(level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def check_pid_file(path: str) -> None:
+    pid_path = Path(path)
+    if pid_path.exists():
+        try:
+            old = int(pid_path.read_text().strip())
+            os.kill(old, 0)
+        except (ValueError, ProcessLookupError, PermissionError, OSError):
+            pass
+        else:
+            print(f"A server is already running with pid {old} (from {pid_path})", file=sys.stderr)
+            sys.exit(1)
+    pid_path.write_text(f"{os.getpid()}\n")
+
+
+def daemonize() -> None:
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.umask(0o007)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+
+def list_plugins(config: Config) -> int:
+    from gns3core.plugins import load_plugins
+
+    _pm, registry, report = load_plugins()
+    for name, origin in report.loaded.items():
+        if name.startswith("gns3core.builtin"):
+            continue
+        kinds = [e for e in registry.emulators.values() if e.plugin == name]
+        if not kinds:
+            print(f"{name} ({origin}): no emulator")
+        for emulator in kinds:
+            status = emulator.manager.probe(config)
+            state = "found" if status.found else "NOT FOUND"
+            details = ", ".join(x for x in (status.path, f"version {status.version}" if status.version else None,
+                                             status.message) if x)
+            suffix = f" ({details})" if details else ""
+            print(f"{name} ({origin}): emulator {emulator.name}: program {state}{suffix}")
+    for name, reason in report.failed.items():
+        print(f"{name}: FAILED to load: {reason}")
+    return 1 if report.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"gns3core {__version__}")
+        return 0
+    config = Config([args.config] if args.config else None, overrides_from_args(args))
+    if args.list_plugins:
+        return list_plugins(config)
+    if args.daemon:
+        daemonize()
+    setup_logging(args, config)
+    if args.pid:
+        check_pid_file(args.pid)
+    return serve(config)
+
+
+def serve(config: Config) -> int:
+    from aiohttp import web
+
+    from gns3core.app import SERVER_KEY, create_app
+
+    section = config.server
+    host = section.get("host") or "127.0.0.1"
+    port = section.getint("port", 8000)
+    ssl_context = None
+    if section.getbool("ssl"):
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(section.get("certfile") or "", section.get("certkey") or "")
+        except (OSError, ssl.SSLError) as exc:
+            log.critical("Cannot use the TLS certificate or key: %s", exc)
+            return 1
+    app = create_app(config, validate_output=section.getbool("debug"))
+    server = app[SERVER_KEY]
+    server.request_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)
+    atexit.register(kill_all_live)
+    log.info("gns3core %s (API v1 compatibility %s) listening on %s:%s, local=%s, plugins: %s", __version__,
+             server.version, host, port, server.local, ", ".join(sorted(server.emulators)) or "none")
+    for name, reason in server.plugin_report.failed.items():
+        log.error("Plugin %s is not available: %s", name, reason)
+    try:
+        web.run_app(app, host=host, port=port, ssl_context=ssl_context, access_log=None, print=None,
+                    handle_signals=True)
+    except OSError as exc:
+        log.critical("Cannot listen on %s:%s: %s", host, port, exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Emulator processes: started without a shell, logged to a file, watched for unexpected exits, stopped for good."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gns3core.errors import EmulatorError
+
+log = logging.getLogger(__name__)
+
+ExitCallback = Callable[[int, str], None]
+
+# Every process this server started and has not reaped yet, so a stopping server can end them all.
+_LIVE: set[ManagedProcess] = set()
+
+
+def live_processes() -> set[ManagedProcess]:
+    return set(_LIVE)
+
+
+class ManagedProcess:
+    """One emulator process in its own session (so its children go with it).
+
+    Output goes to `log_path`, not to a pipe, so a chatty emulator never blocks on a full pipe and its last words
+    are still there after a crash. `on_exit(returncode, last_output)` is called only when the process ends on its
+    own, not when we stopped it.
+    """
+
+    def __init__(
+        self,
+        program: str,
+        argv: Sequence[str],
+        *,
+        cwd: Path | str,
+        log_path: Path | str,
+        env: dict[str, str] | None = None,
+        on_exit: ExitCallback | None = None,
+    ) -> None:
+        self.program = program
+        self.argv = [str(a) for a in argv]
+        self.cwd = Path(cwd)
+        self.log_path = Path(log_path)
+        self.env = env
+        self.on_exit = on_exit
+        self.process: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode if self.process else None
+
+    async def start(self) -> None:
+        """Launch the program; 409 with the reason when the host refuses."""
+        if self.running:
+            return
+        self._stopping = False
+        try:
+            with open(self.log_path, "wb") as out:
+                self.process = await asyncio.create_subprocess_exec(
+                    *self.argv,
+                    cwd=self.cwd,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=self.env,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise EmulatorError(f"Could not start {self.program} ({self.argv[0]}): {exc.strerror or exc}") from exc
+        _LIVE.add(self)
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        log.debug("%s started, pid %s: %s", self.program, self.pid, " ".join(self.argv))
+
+    async def _watch(self) -> None:
+        assert self.process is not None
+        returncode = await self.process.wait()
+        _LIVE.discard(self)
+        self._kill_group(signal.SIGKILL)  # leave no orphaned child behind (e.g. vpcs's forked VPC)
+        if self._stopping:
+            return
+        output = self.last_output()
+        log.warning("%s (pid %s) exited on its own with return code %s", self.program, self.pid, returncode)
+        if self.on_exit is not None:
+            try:
+                self.on_exit(returncode, output)
+            except Exception:
+                log.exception("Exit callback of %s failed", self.program)
+
+    def last_output(self, limit: int = 4000) -> str:
+        """The end of what the program printed, for error reports."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - limit))
+                return handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def _kill_group(self, sig: int) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """Ask politely (SIGTERM to the whole session), then force; returns once the process is reaped."""
+        if self.process is None:
+            return
+        self._stopping = True
+        if self.process.returncode is None:
+            self._kill_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                log.warning("%s (pid %s) ignored SIGTERM, killing it", self.program, self.pid)
+                self._kill_group(signal.SIGKILL)
+                await self.process.wait()
+        self._kill_group(signal.SIGKILL)
+        if self._watcher is not None:
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        _LIVE.discard(self)
+
+
+def kill_all_live() -> None:
+    """Last resort at interpreter exit: no emulator outlives the server."""
+    for proc in list(_LIVE):
+        proc._kill_group(signal.SIGKILL)

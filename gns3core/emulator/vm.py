@@ -1,0 +1,204 @@
+"""The base of every emulated node: identity, console port, adapters with their NIOs, status and events."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gns3core.emulator.nio import NIO, NIOUDP
+from gns3core.errors import Conflict
+
+if TYPE_CHECKING:
+    from gns3core.emulator.manager import VMManager
+    from gns3core.projects import Project
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Adapter:
+    """A network adapter with a fixed number of ports; each port holds at most one NIO."""
+
+    port_count: int = 1
+    ports: dict[int, NIO] = field(default_factory=dict)
+
+
+class BaseVM:
+    """What every emulator's VM shares. Subclasses implement start/stop (and more) and `as_json`.
+
+    `process_name` names the emulator in `log.error` messages (e.g. "VPCS" gives "VPCS process has stopped").
+    """
+
+    process_name = "Emulator"
+    allocate_console = True  # Docker containers have none at creation
+
+    def __init__(self, manager: VMManager, project: Project, vm_id: str, name: str, console: int | None = None):
+        self.manager = manager
+        self.server = manager.server
+        self.project = project
+        self.id = vm_id
+        self._name = name
+        self.status = "stopped"
+        self.adapters: list[Adapter] = [Adapter()]
+        self.console: int | None = None
+        self.closed = False
+        if self.allocate_console:
+            self.console = self._reserve_console(console)
+
+    # -- identity --------------------------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+
+    @property
+    def module_name(self) -> str:
+        return self.manager.kind
+
+    @property
+    def vm_directory(self) -> Path:
+        """Working directory of this VM inside the project, created on first use."""
+        path = self.project.module_dir(self.module_name) / self.id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def as_json(self) -> dict[str, Any]:
+        """The VM object of the API; subclasses extend or replace it to match their output schema."""
+        return {
+            "name": self.name,
+            "vm_id": self.id,
+            "project_id": self.project.id,
+            "console": self.console,
+        }
+
+    # -- console ---------------------------------------------------------------------------------------------------
+
+    def _reserve_console(self, requested: int | None, port_range=None) -> int:
+        ports = self.server.ports
+        if requested is None:
+            return ports.get_free_tcp_port(self.project.id, port_range)
+        return ports.reserve_tcp_port(requested, self.project.id, port_range, warn=self.project.warn)
+
+    def change_console(self, requested: int | None) -> None:
+        """Move the console to another port (released first, so asking for the current port keeps it)."""
+        if requested == self.console:
+            return
+        self.server.ports.release_tcp_port(self.console, self.project.id)
+        self.console = self._reserve_console(requested)
+
+    # -- updates ---------------------------------------------------------------------------------------------------
+
+    async def update(self, changes: dict[str, Any]) -> None:
+        """Apply the keys of a PUT whose value differs, in request order. Subclasses handle their own keys."""
+        for key, value in changes.items():
+            if key == "name" and value is not None and value != self.name:
+                self.name = value
+            elif key == "console" and value != self.console:
+                self.change_console(value)
+            else:
+                await self.update_field(key, value)
+
+    async def update_field(self, key: str, value: Any) -> None:
+        """Hook for emulator-specific fields of a PUT."""
+        if hasattr(self, key):
+            setattr(self, key, value)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        raise Conflict(f"Starting is not supported by {self.manager.kind}")
+
+    async def stop(self) -> None:
+        raise Conflict(f"Stopping is not supported by {self.manager.kind}")
+
+    async def reload(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def suspend(self) -> None:
+        raise Conflict(f"Suspend is not supported by {self.manager.kind}")
+
+    async def resume(self) -> None:
+        raise Conflict(f"Resume is not supported by {self.manager.kind}")
+
+    @property
+    def running(self) -> bool:
+        return self.status == "started"
+
+    async def close(self) -> None:
+        """Stop the VM and give back its ports; the files stay until the project is committed or deleted."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.running:
+                await self.stop()
+        finally:
+            self.server.ports.release_tcp_port(self.console, self.project.id)
+            for adapter in self.adapters:
+                for nio in adapter.ports.values():
+                    self.release_nio(nio)
+                adapter.ports.clear()
+
+    def set_started(self) -> None:
+        self.status = "started"
+        self.project.emit("vm.started", self.as_json())
+
+    def set_stopped(self) -> None:
+        self.status = "stopped"
+        self.project.emit("vm.stopped", self.as_json())
+
+    def process_exited(self, returncode: int, output: str) -> None:
+        """A supervised process ended on its own: report it, mark the VM stopped, keep the project intact."""
+        message = f"{self.process_name} process has stopped, return code: {returncode}\n{output}"
+        log.error("%s %s: %s", self.manager.kind, self.name, message)
+        self.project.emit("log.error", {"message": message})
+        self.set_stopped()
+
+    # -- NIOs ------------------------------------------------------------------------------------------------------
+
+    def adapter(self, adapter_number: int) -> Adapter:
+        if adapter_number >= len(self.adapters) or adapter_number < 0:
+            raise Conflict(f"Adapter {adapter_number} doesn't exist on {self.manager.kind} VM {self.name}")
+        return self.adapters[adapter_number]
+
+    def check_port(self, adapter_number: int, port_number: int) -> Adapter:
+        adapter = self.adapter(adapter_number)
+        if port_number >= adapter.port_count or port_number < 0:
+            raise Conflict(f"Port {port_number} doesn't exist in adapter {adapter_number}")
+        return adapter
+
+    def get_nio(self, adapter_number: int, port_number: int) -> NIO | None:
+        return self.check_port(adapter_number, port_number).ports.get(port_number)
+
+    async def add_nio(self, adapter_number: int, port_number: int, nio: NIO) -> None:
+        """Attach (or replace) the NIO of a port; subclasses wire it into a running emulator and call super()."""
+        adapter = self.check_port(adapter_number, port_number)
+        old = adapter.ports.get(port_number)
+        if old is not None and old is not nio:
+            self.release_nio(old, keep=nio)
+        adapter.ports[port_number] = nio
+
+    async def remove_nio(self, adapter_number: int, port_number: int) -> NIO | None:
+        """Detach a port's NIO (a port without one is fine) and release its tunnel port."""
+        adapter = self.check_port(adapter_number, port_number)
+        nio = adapter.ports.pop(port_number, None)
+        if nio is not None:
+            self.release_nio(nio)
+        return nio
+
+    def release_nio(self, nio: NIO, keep: NIO | None = None) -> None:
+        if isinstance(nio, NIOUDP) and not (isinstance(keep, NIOUDP) and keep.lport == nio.lport):
+            self.server.ports.release_udp_port(nio.lport, self.project.id)
+
+    async def start_capture(self, adapter_number: int, port_number: int, path: Path, data_link_type: str) -> None:
+        raise Conflict(f"Packet capture is not supported by {self.manager.kind}")
+
+    async def stop_capture(self, adapter_number: int, port_number: int) -> None:
+        raise Conflict(f"Packet capture is not supported by {self.manager.kind}")

@@ -1,0 +1,187 @@
+"""Console (TCP) and tunnel (UDP) port allocation, shared by every project and emulator on the server."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gns3core.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+
+def _probe(port: int, host: str, kind: int) -> bool:
+    """True when the host lets us bind that port right now (the probe socket is closed at once)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError:
+        return False
+    return True
+
+
+def tcp_port_is_free(port: int, host: str) -> bool:
+    return _probe(port, host, socket.SOCK_STREAM)
+
+
+def udp_port_is_free(port: int, host: str) -> bool:
+    return _probe(port, host, socket.SOCK_DGRAM)
+
+
+@dataclass
+class PortRange:
+    start: int
+    end: int
+
+    def __contains__(self, port: int) -> bool:
+        return self.start <= port <= self.end
+
+
+class PortManager:
+    """Hands out ports lowest-free-first, never the same port twice while it is recorded.
+
+    Ports are recorded server-wide and per owner (a project id) so that closing a project releases all of its ports.
+    `UDP_HOST` is where tunnel ports are probed; console ports are probed on the console host.
+    """
+
+    UDP_HOST = "0.0.0.0"
+
+    def __init__(self, console_host: str, console_range: PortRange, udp_range: PortRange) -> None:
+        self.console_host = console_host
+        self.console_range = console_range
+        self.udp_range = udp_range
+        self.tcp_used: set[int] = set()
+        self.udp_used: set[int] = set()
+        self._tcp_by_owner: dict[str, set[int]] = {}
+        self._udp_by_owner: dict[str, set[int]] = {}
+        # Offsets of extra UDP ports some emulator binds next to its tunnel port by itself (vpcs 0.5b2 binds
+        # lport+9): every tunnel port handed out holds these companions too, so no two links ever collide.
+        self.udp_companion_offsets: tuple[int, ...] = ()
+        self._companions: dict[int, list[int]] = {}
+
+    # -- TCP (consoles) --------------------------------------------------------------------------------------------
+
+    def get_free_tcp_port(self, owner: str, port_range: PortRange | None = None) -> int:
+        """Lowest port of the range that nobody holds and the host lets us bind."""
+        rng = port_range or self.console_range
+        port = self._scan(rng, self.tcp_used, lambda p: tcp_port_is_free(p, self.console_host), "TCP")
+        self._record(port, owner, self.tcp_used, self._tcp_by_owner)
+        return port
+
+    def reserve_tcp_port(
+        self, port: int, owner: str, port_range: PortRange | None = None, warn: Callable[[str], None] | None = None
+    ) -> int:
+        """Reserve the requested console port, or substitute a free one (never an error) and warn about it."""
+        rng = port_range or self.console_range
+        host = self.console_host
+        reason = None
+        if port in self.tcp_used:
+            reason = "already in use"
+        elif port not in self.console_range:
+            reason = f"is outside the range {self.console_range.start}-{self.console_range.end}"
+        elif not tcp_port_is_free(port, host):
+            reason = "already in use"
+        if reason is None:
+            self._record(port, owner, self.tcp_used, self._tcp_by_owner)
+            return port
+        new_port = self.get_free_tcp_port(owner, rng)
+        if reason == "already in use":
+            message = f"TCP port {port} already in use on host {host}. Port has been replaced by {new_port}"
+        else:
+            message = f"TCP port {port} {reason} on host {host}. Port has been replaced by {new_port}"
+        log.warning(message)
+        if warn is not None:
+            warn(message)
+        return new_port
+
+    def release_tcp_port(self, port: int | None, owner: str | None = None) -> None:
+        self._release(port, owner, self.tcp_used, self._tcp_by_owner)
+
+    # -- UDP (tunnels) ---------------------------------------------------------------------------------------------
+
+    def get_free_udp_port(self, owner: str) -> int:
+        """Lowest free tunnel port whose companion ports (see `udp_companion_offsets`) are free too."""
+        extra = self.udp_companion_offsets
+
+        def usable(p: int) -> bool:
+            others = [p + off for off in extra]
+            if any(o in self.udp_used or o not in self.udp_range for o in others):
+                return False
+            return udp_port_is_free(p, self.UDP_HOST) and all(udp_port_is_free(o, self.UDP_HOST) for o in others)
+
+        port = self._scan(self.udp_range, self.udp_used, usable, "UDP")
+        self._record(port, owner, self.udp_used, self._udp_by_owner)
+        self._hold_companions(port, owner)
+        return port
+
+    def _hold_companions(self, port: int, owner: str) -> None:
+        held = [port + off for off in self.udp_companion_offsets if port + off not in self.udp_used]
+        for companion in held:
+            self._record(companion, owner, self.udp_used, self._udp_by_owner)
+        if held:
+            self._companions[port] = held
+
+    def reserve_udp_port(self, port: int, owner: str) -> int:
+        """Hold a specific tunnel port; 409 when it is out of range or already held."""
+        if port in self.udp_used:
+            raise Conflict(f"UDP port {port} has already been allocated")
+        if port not in self.udp_range:
+            raise Conflict(
+                f"UDP port {port} is outside the range {self.udp_range.start}-{self.udp_range.end}"
+            )
+        self._record(port, owner, self.udp_used, self._udp_by_owner)
+        self._hold_companions(port, owner)
+        return port
+
+    def release_udp_port(self, port: int | None, owner: str | None = None) -> None:
+        self._release(port, owner, self.udp_used, self._udp_by_owner)
+        for companion in self._companions.pop(port, ()):  # type: ignore[arg-type]
+            self._release(companion, owner, self.udp_used, self._udp_by_owner)
+
+    # -- owners ----------------------------------------------------------------------------------------------------
+
+    def release_owner(self, owner: str) -> None:
+        """Release every port still recorded for an owner (project close or delete)."""
+        for port in list(self._tcp_by_owner.get(owner, ())):
+            self.release_tcp_port(port, owner)
+        for port in list(self._udp_by_owner.get(owner, ())):
+            self.release_udp_port(port, owner)
+        self._tcp_by_owner.pop(owner, None)
+        self._udp_by_owner.pop(owner, None)
+
+    def ports_of(self, owner: str) -> tuple[set[int], set[int]]:
+        return set(self._tcp_by_owner.get(owner, ())), set(self._udp_by_owner.get(owner, ()))
+
+    # -- internals -------------------------------------------------------------------------------------------------
+
+    def _scan(self, rng: PortRange, used: set[int], usable: Callable[[int], bool], kind: str) -> int:
+        last_error = "all ports are in use"
+        for port in range(rng.start, rng.end + 1):
+            if port in used:
+                continue
+            if usable(port):
+                return port
+            last_error = f"port {port} cannot be bound"
+        raise Conflict(
+            f"Could not find a free {kind} port between {rng.start} and {rng.end}, last problem: {last_error}"
+        )
+
+    @staticmethod
+    def _record(port: int, owner: str, used: set[int], by_owner: dict[str, set[int]]) -> None:
+        used.add(port)
+        by_owner.setdefault(owner, set()).add(port)
+
+    @staticmethod
+    def _release(port: int | None, owner: str | None, used: set[int], by_owner: dict[str, set[int]]) -> None:
+        if port is None:
+            return
+        used.discard(port)
+        owners = [owner] if owner is not None else list(by_owner)
+        for name in owners:
+            ports = by_owner.get(name)
+            if ports is not None:
+                ports.discard(port)

@@ -1,0 +1,261 @@
+"""Projects: a directory on disk, the VMs in it, the ports they hold and the notification stream that follows them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gns3core.errors import BadRequest, Conflict, Forbidden, NotFound
+from gns3core.files import atomic_write, md5_of_file
+from gns3core.notifications import NotificationHub
+
+if TYPE_CHECKING:
+    from gns3core.emulator.vm import BaseVM
+    from gns3core.server import Server
+
+log = logging.getLogger(__name__)
+
+TEMPORARY_MARKER = ".gns3_temporary"
+
+
+def check_uuid(value: str, what: str) -> None:
+    """400 for an id that is not a UUID in any of the forms Python accepts (as the reference did)."""
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BadRequest(f"{what} ID {value} is not a valid UUID") from exc
+
+
+class Project:
+    def __init__(self, server: Server, project_id: str, name: str | None, path: Path, location: Path,
+                 temporary: bool) -> None:
+        self.server = server
+        self.id = project_id
+        self.name = name
+        self.path = path
+        self.location = location
+        self.temporary = temporary
+        self.notifications = NotificationHub()
+        self.vms: set[BaseVM] = set()
+        self.deleted_vms: list[BaseVM] = []
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "project_id": self.id,
+            "location": str(self.location),
+            "path": str(self.path),
+            "temporary": self.temporary,
+        }
+
+    # -- disk ------------------------------------------------------------------------------------------------------
+
+    def create_directories(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Conflict(f"Could not create project directory: {exc}") from exc
+        self.write_marker()
+
+    def write_marker(self) -> None:
+        marker = self.path / TEMPORARY_MARKER
+        if self.temporary:
+            atomic_write(marker, "1")
+        else:
+            try:
+                marker.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise Conflict(f"Could not remove {marker}: {exc}") from exc
+
+    @property
+    def files_dir(self) -> Path:
+        return self.path / "project-files"
+
+    def module_dir(self, module: str) -> Path:
+        path = self.files_dir / module.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def captures_dir(self) -> Path:
+        path = self.files_dir / "captures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def list_files(self) -> list[dict[str, str]]:
+        """Every regular file with its md5 (symlinks are not followed out of the project)."""
+        result = []
+        root = self.path
+        for dirpath, _dirnames, filenames in os.walk(root):
+            for filename in filenames:
+                if filename.endswith(".ghost"):
+                    continue
+                full = Path(dirpath) / filename
+                if full.is_symlink() or not full.is_file():
+                    continue
+                try:
+                    digest = md5_of_file(full)
+                except OSError:
+                    continue
+                result.append({"path": os.path.relpath(full, root), "md5sum": digest})
+        return result
+
+    # -- VMs and events --------------------------------------------------------------------------------------------
+
+    def add_vm(self, vm: BaseVM) -> None:
+        self.vms.add(vm)
+
+    def remove_vm(self, vm: BaseVM, deleted: bool = False) -> None:
+        self.vms.discard(vm)
+        if deleted:
+            self.deleted_vms.append(vm)
+
+    def emit(self, action: str, event: Any) -> None:
+        self.notifications.emit(action, event)
+
+    def warn(self, message: str) -> None:
+        self.emit("log.warning", {"message": message})
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def close_vms(self) -> None:
+        managers = list(self.server.emulators.values())
+        for manager in managers:
+            await _logged(manager.project_closing(self), "closing hook")
+        await asyncio.gather(*(m.close_project_vms(self) for m in managers), return_exceptions=True)
+        for manager in managers:
+            await _logged(manager.project_closed(self), "closed hook")
+        self.vms.clear()
+
+    async def commit(self) -> None:
+        """Remove the directories of VMs deleted since the last commit, then let emulators save configs."""
+        for vm in self.deleted_vms:
+            directory = self.files_dir / vm.module_name / vm.id
+            if directory.is_dir():
+                await asyncio.to_thread(shutil.rmtree, directory, True)
+        self.deleted_vms.clear()
+        for manager in self.server.emulators.values():
+            await _logged(manager.project_committed(self), "commit hook")
+
+
+async def _logged(awaitable, what: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("Project %s failed", what)
+
+
+class ProjectManager:
+    """The open projects of the server."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.projects: dict[str, Project] = {}
+
+    @property
+    def location(self) -> Path:
+        section = self.server.config.server
+        raw = section.get("project_directory") or section.get("projects_path") or "~/GNS3/projects"
+        return Path(os.path.expanduser(raw)).absolute()
+
+    def get(self, project_id: str) -> Project:
+        check_uuid(project_id, "Project")
+        project = self.projects.get(project_id)
+        if project is None:
+            raise NotFound(f"Project ID {project_id} doesn't exist")
+        return project
+
+    def _check_custom_path(self, path: str) -> Path:
+        """A remote server keeps client-chosen project directories inside its projects directory."""
+        candidate = Path(os.path.expanduser(path))
+        if self.server.local:
+            return candidate.absolute()
+        location = self.location.resolve()
+        resolved = (location / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
+        if resolved == location or location not in resolved.parents:
+            raise Forbidden(
+                f"The project path {path} is outside the projects directory {location}; "
+                "only a local server (--local) may put projects elsewhere"
+            )
+        return resolved
+
+    async def create(self, body: dict[str, Any]) -> Project:
+        project_id = body.get("project_id") or str(uuid.uuid4())
+        existing = self.projects.get(project_id)
+        if existing is not None:
+            return existing
+        location = self.location
+        path = self._check_custom_path(body["path"]) if body.get("path") else location / project_id
+        project = Project(self.server, project_id, body.get("name"), path, location, bool(body.get("temporary")))
+        project.create_directories()
+        self.projects[project_id] = project
+        return project
+
+    async def update(self, project: Project, body: dict[str, Any]) -> None:
+        if "name" in body:
+            project.name = body["name"]
+        new_path = body.get("path")
+        if "path" in body and new_path is not None and Path(new_path) != project.path:
+            if not self.server.local:
+                raise Forbidden("You are not allowed to modify the project directory location")
+            old_path, was_temporary = project.path, project.temporary
+            project.path = Path(os.path.expanduser(new_path)).absolute()
+            project.create_directories()
+            for manager in self.server.emulators.values():
+                moved = getattr(manager, "project_moved", None)
+                if moved is not None:
+                    await _logged(moved(project), "move hook")
+            if was_temporary and old_path != project.path:
+                await asyncio.to_thread(shutil.rmtree, old_path, True)
+        if "temporary" in body:
+            project.temporary = body["temporary"]
+            project.write_marker()
+
+    async def close(self, project: Project, force: bool = False) -> None:
+        """Stop everything of the project; its directory goes only when it was temporary."""
+        if not force and len(project.notifications.listeners) > 1:
+            log.info("Project %s not closed: %d clients still listen to it", project.id,
+                     len(project.notifications.listeners))
+            return
+        await project.close_vms()
+        if project.temporary:
+            await asyncio.to_thread(shutil.rmtree, project.path, True)
+        self.server.ports.release_owner(project.id)
+        self.projects.pop(project.id, None)
+        project.notifications.close()
+
+    async def delete(self, project: Project) -> None:
+        await project.close_vms()
+        self.server.ports.release_owner(project.id)
+        self.projects.pop(project.id, None)
+        project.notifications.close()
+        try:
+            await asyncio.to_thread(shutil.rmtree, project.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise Conflict(f"Could not delete the project directory: {exc}") from exc
+
+    async def close_all(self) -> None:
+        for project in list(self.projects.values()):
+            try:
+                await self.close(project, force=True)
+            except Exception:
+                log.exception("Could not close project %s", project.id)
+
+    def purge_temporary(self) -> None:
+        """Crash recovery at start: temporary projects left behind by a previous run are removed."""
+        location = self.location
+        if not location.is_dir():
+            return
+        for entry in location.iterdir():
+            if entry.is_dir() and not entry.is_symlink() and (entry / TEMPORARY_MARKER).exists():
+                log.info("Removing leftover temporary project %s", entry)
+                shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,190 @@
+"""JSON schemas (draft-04) of the core API and the building blocks emulator plugins reuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DRAFT4 = "http://json-schema.org/draft-04/schema#"
+
+UUID_PATTERN = "^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$"
+
+UUID = {"type": "string", "minLength": 36, "maxLength": 36, "pattern": UUID_PATTERN}
+PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+CONSOLE_PORT = {"description": "console TCP port", "minimum": 1, "maximum": 65535, "type": ["integer", "null"]}
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None, description: str = "",
+        strict: bool = True) -> dict[str, Any]:
+    """A draft-04 object schema; `strict` forbids unknown keys as almost every API v1 schema does."""
+    schema: dict[str, Any] = {"$schema": DRAFT4, "type": "object", "properties": properties}
+    if description:
+        schema["description"] = description
+    if required:
+        schema["required"] = required
+    if strict:
+        schema["additionalProperties"] = False
+    return schema
+
+
+# -- version -----------------------------------------------------------------------------------------------------------
+
+VERSION = obj(
+    {"version": {"type": "string", "description": "Version number"},
+     "local": {"type": "boolean", "description": "Whether this is a local server or not"}},
+    required=["version"], description="Request validation to check a client's version",
+)
+
+# -- projects ----------------------------------------------------------------------------------------------------------
+
+PROJECT_CREATE = obj(
+    {
+        "name": {"description": "Project name", "type": ["string", "null"], "minLength": 1},
+        "path": {"description": "Project directory", "type": ["string", "null"], "minLength": 1},
+        "project_id": {"description": "Project UUID", "type": ["string", "null"], "minLength": 36, "maxLength": 36,
+                       "pattern": UUID_PATTERN},
+        "temporary": {"description": "If project is a temporary project", "type": "boolean"},
+    },
+    description="Request validation to create a new Project instance",
+)
+
+PROJECT_UPDATE = obj(
+    {
+        "name": {"description": "Project name", "type": ["string", "null"], "minLength": 1},
+        "temporary": {"description": "If project is a temporary project", "type": "boolean"},
+        "path": {"description": "Path of the project on the server (work only with --local)",
+                 "type": ["string", "null"]},
+    },
+    description="Request validation to update a Project instance",
+)
+
+PROJECT_OBJECT = obj(
+    {
+        "name": {"description": "Project name", "type": ["string", "null"], "minLength": 1},
+        "location": {"description": "Project directory", "type": "string", "minLength": 1},
+        "path": {"description": "Project directory", "type": "string", "minLength": 1},
+        "project_id": {"description": "Project UUID", **UUID},
+        "temporary": {"description": "If project is a temporary project", "type": "boolean"},
+    },
+    required=["location", "project_id", "temporary"], description="Project instance",
+)
+
+PROJECT_LIST = {"$schema": DRAFT4, "type": "array", "items": PROJECT_OBJECT}
+
+PROJECT_FILE_LIST = {
+    "$schema": DRAFT4,
+    "description": "List files in the project",
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "md5sum": {"type": "string"}},
+    },
+}
+
+UDP_PORT_OBJECT = obj({"udp_port": PORT}, required=["udp_port"], description="A UDP port for a tunnel")
+
+FILE_STREAM = obj(
+    {"location": {"description": "File path", "type": "string", "minLength": 1}},
+    required=["location"], description="Request validation for streaming a file",
+)
+
+INTERFACE_LIST = {
+    "$schema": DRAFT4,
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "ip_address": {"type": "string"},
+        },
+        "required": ["id", "name", "ip_address"],
+    },
+}
+
+# -- NIOs ---------------------------------------------------------------------------------------------------------
+
+_STR1 = {"type": "string", "minLength": 1}
+
+NIO_DEFINITIONS: dict[str, dict[str, Any]] = {
+    "UDP": {
+        "description": "UDP Network Input/Output",
+        "properties": {"type": {"enum": ["nio_udp"]}, "lport": PORT, "rhost": _STR1, "rport": PORT},
+        "required": ["type", "lport", "rhost", "rport"],
+        "additionalProperties": False,
+    },
+    "Ethernet": {
+        "description": "Generic Ethernet Network Input/Output",
+        "properties": {"type": {"enum": ["nio_generic_ethernet"]}, "ethernet_device": _STR1},
+        "required": ["type", "ethernet_device"],
+        "additionalProperties": False,
+    },
+    "LinuxEthernet": {
+        "description": "Linux Ethernet Network Input/Output",
+        "properties": {"type": {"enum": ["nio_linux_ethernet"]}, "ethernet_device": _STR1},
+        "required": ["type", "ethernet_device"],
+        "additionalProperties": False,
+    },
+    "NAT": {
+        "description": "NAT Network Input/Output",
+        "properties": {"type": {"enum": ["nio_nat"]}},
+        "required": ["type"],
+        "additionalProperties": False,
+    },
+    "TAP": {
+        "description": "TAP Network Input/Output",
+        "properties": {"type": {"enum": ["nio_tap"]}, "tap_device": _STR1},
+        "required": ["type", "tap_device"],
+        "additionalProperties": False,
+    },
+    "UNIX": {
+        "description": "UNIX Network Input/Output",
+        "properties": {"type": {"enum": ["nio_unix"]}, "local_file": _STR1, "remote_file": _STR1},
+        "required": ["type", "local_file", "remote_file"],
+        "additionalProperties": False,
+    },
+    "VDE": {
+        "description": "VDE Network Input/Output",
+        "properties": {"type": {"enum": ["nio_vde"]}, "control_file": _STR1, "local_file": _STR1},
+        "required": ["type", "control_file", "local_file"],
+        "additionalProperties": False,
+    },
+    "VMNET": {
+        "description": "VMNET Network Input/Output",
+        "properties": {"type": {"enum": ["nio_vmnet"]}, "vmnet": _STR1},
+        "required": ["type", "vmnet"],
+        "additionalProperties": False,
+    },
+    "NULL": {
+        "description": "NULL Network Input/Output",
+        "properties": {"type": {"enum": ["nio_null"]}},
+        "required": ["type"],
+        "additionalProperties": False,
+    },
+}
+
+
+def nio_schema(exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The NIO `oneOf` schema; the Dynamips device variant leaves VMNET out."""
+    names = [name for name in NIO_DEFINITIONS if name not in exclude]
+    return {
+        "$schema": DRAFT4,
+        "description": "Request validation to add a NIO instance",
+        "type": "object",
+        "definitions": {name: NIO_DEFINITIONS[name] for name in names},
+        "oneOf": [{"$ref": f"#/definitions/{name}"} for name in names],
+        "required": ["type"],
+    }
+
+
+NIO = nio_schema()
+
+CAPTURE = obj(
+    {
+        "capture_file_name": {"description": "Capture file name", "type": "string", "minLength": 1},
+        "data_link_type": {"description": "PCAP data link type", "type": "string", "minLength": 1},
+    },
+    required=["capture_file_name", "data_link_type"], description="Request validation to start a packet capture",
+)
+
+CAPTURE_RESULT = obj(
+    {"pcap_file_path": {"description": "Absolute path of the capture file", "type": "string"}},
+    required=["pcap_file_path"],
+)

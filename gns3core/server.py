@@ -1,0 +1,114 @@
+"""The server object: configuration, ports, projects, emulator managers and locks, shared by every handler."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gns3core import __version__
+from gns3core.config import DEFAULT_COMPAT_VERSION, Config
+from gns3core.emulator.process import kill_all_live
+from gns3core.ports import PortManager, PortRange
+from gns3core.projects import ProjectManager
+from gns3core.routing import SERVER_HEADER_PREFIX, VMLocks, basic_auth_header
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from gns3core.plugins import PluginReport
+    from gns3core.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    def __init__(self, config: Config, registry: Registry, pm: pluggy.PluginManager, report: PluginReport,
+                 validate_output: bool = False) -> None:
+        self.config = config
+        self.registry = registry
+        self.pm = pm
+        self.plugin_report = report
+        self.validate_output = validate_output
+        self.locks = VMLocks()
+        section = config.server
+        self.ports = PortManager(
+            self.console_host,
+            PortRange(section.getint("console_start_port_range", 2001), section.getint("console_end_port_range", 7000)),
+            PortRange(section.getint("udp_start_port_range", 10000), section.getint("udp_end_port_range", 20000)),
+        )
+        self.projects = ProjectManager(self)
+        self.emulators = {name: emu.manager(self, name) for name, emu in registry.emulators.items()}
+        offsets: set[int] = set()
+        for manager in self.emulators.values():
+            offsets.update(getattr(manager, "udp_companion_offsets", ()))
+        self.ports.udp_companion_offsets = tuple(sorted(offsets))
+        self._dataplane: Any = None
+        # How `POST /v1/server/shutdown` stops the process; the command line sets it, tests may replace it.
+        self.request_stop: Callable[[], None] | None = None
+        self.apply_config()
+
+    # -- configuration-derived values ------------------------------------------------------------------------------
+
+    def apply_config(self) -> None:
+        """Recompute what handlers read on every request, so the hot path does no parsing."""
+        section = self.config.server
+        self.version = section.get("compatibility_version") or DEFAULT_COMPAT_VERSION
+        self.local = section.getbool("local")
+        self.host = section.get("host") or "127.0.0.1"
+        user = section.get("user") or ""
+        if section.getbool("auth") and user:
+            self.auth_header: str | None = basic_auth_header(user, section.get("password") or "")
+        else:
+            self.auth_header = None
+        self._server_header = f"{SERVER_HEADER_PREFIX} GNS3/{self.version} gns3core/{__version__}"
+
+    def reload_config(self) -> None:
+        self.config.reload()
+        self.apply_config()
+
+    @property
+    def console_host(self) -> str:
+        section = self.config.server
+        host = section.get("host") or "127.0.0.1"
+        if section.getbool("allow_remote_console"):
+            return "::" if ":" in host else "0.0.0.0"
+        return host
+
+    def common_headers(self, route_path: str) -> dict[str, str]:
+        return {"X-Route": route_path, "Server": self._server_header, "Access-Control-Allow-Origin": "*"}
+
+    # -- shared services -------------------------------------------------------------------------------------------
+
+    @property
+    def dataplane(self) -> Any:
+        """The packet bridge service, created on first use (plugins that need no bridge never pay for it)."""
+        if self._dataplane is None:
+            from gns3core.dataplane import DataPlane
+
+            self._dataplane = DataPlane()
+        return self._dataplane
+
+    async def call_hook(self, name: str, **kwargs: Any) -> None:
+        for result in getattr(self.pm.hook, name)(**kwargs):
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception:
+                    log.exception("Hook %s failed", name)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop every VM and close every project; no emulator process outlives the server."""
+        await self.projects.close_all()
+        for manager in self.emulators.values():
+            try:
+                await manager.unload()
+            except Exception:
+                log.exception("Could not unload %s", manager.kind)
+        await self.call_hook("gns3_server_stopping", server=self)
+        if self._dataplane is not None:
+            await self._dataplane.close()
+        kill_all_live()
