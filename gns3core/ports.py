@@ -81,8 +81,8 @@ class PortManager:
         reason = None
         if port in self.tcp_used:
             reason = "already in use"
-        elif port not in self.console_range:
-            reason = f"is outside the range {self.console_range.start}-{self.console_range.end}"
+        elif port not in rng:
+            reason = f"is outside the range {rng.start}-{rng.end}"
         elif not tcp_port_is_free(port, host):
             reason = "already in use"
         if reason is None:

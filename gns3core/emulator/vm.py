@@ -155,10 +155,18 @@ class BaseVM:
         self.project.emit("vm.stopped", self.as_json())
 
     def process_exited(self, returncode: int, output: str) -> None:
-        """A supervised process ended on its own: report it, mark the VM stopped, keep the project intact."""
+        """A supervised process ended on its own: report it, mark the VM stopped, keep the project intact.
+
+        A non-zero return code is an error (`log.error`, as API v1 does); a clean exit nobody asked for is still
+        worth a `log.warning`, since the node is gone all the same.
+        """
         message = f"{self.process_name} process has stopped, return code: {returncode}\n{output}"
-        log.error("%s %s: %s", self.manager.kind, self.name, message)
-        self.project.emit("log.error", {"message": message})
+        if returncode != 0:
+            log.error("%s %s: %s", self.manager.kind, self.name, message)
+            self.project.emit("log.error", {"message": message})
+        else:
+            log.warning("%s %s: %s", self.manager.kind, self.name, message)
+            self.project.warn(message)
         self.set_stopped()
 
     # -- NIOs ------------------------------------------------------------------------------------------------------

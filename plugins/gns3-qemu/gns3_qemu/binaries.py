@@ -1,0 +1,154 @@
+"""Finding Qemu and qemu-img programs, their versions, and the platform a binary emulates."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from gns3_qemu.schemas import PLATFORMS
+from gns3core.errors import EmulatorError
+
+VERSION_RE = re.compile(r"version\s+([0-9a-z\-\.]+)")
+_versions: dict[tuple[str, float], str] = {}  # (path, mtime) -> version: a binary is asked once per install
+
+
+def search_dirs() -> list[Path]:
+    """Where binaries are looked for: the working directory, then every PATH entry (each real directory once)."""
+    seen: set[str] = set()
+    dirs: list[Path] = []
+    for entry in [os.getcwd(), *os.environ.get("PATH", "").split(os.pathsep)]:
+        if not entry:
+            continue
+        real = os.path.realpath(entry)
+        if real in seen or not os.path.isdir(real):
+            continue
+        seen.add(real)
+        dirs.append(Path(entry))
+    return dirs
+
+
+def is_qemu_name(name: str) -> bool:
+    return name.startswith(("qemu-system", "qemu-kvm")) or name in ("qemu", "qemu.exe")
+
+
+def is_qemu_img_name(name: str) -> bool:
+    return name in ("qemu-img", "qemu-img.exe")
+
+
+def find_programs(predicate: Callable[[str], bool]) -> list[Path]:
+    """Executable files whose name matches, in search order (a name found twice is listed twice, as found)."""
+    found: list[Path] = []
+    for directory in search_dirs():
+        try:
+            entries = sorted(directory.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if predicate(entry.name) and entry.is_file() and os.access(entry, os.X_OK):
+                found.append(entry)
+    return found
+
+
+def which(name: str) -> str | None:
+    """A bare program name looked up in the working directory, then PATH."""
+    for directory in search_dirs():
+        candidate = directory / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def resolve_qemu_path(qemu_path: str) -> str:
+    """An absolute, executable Qemu binary for a path or bare name; 409 with the reason otherwise."""
+    if os.sep not in qemu_path:
+        found = which(qemu_path)
+        if found is None:
+            raise EmulatorError(f"QEMU binary path {qemu_path} is not found in the path")
+        qemu_path = found
+    path = os.path.abspath(qemu_path)
+    if not os.path.isfile(path):
+        raise EmulatorError(f"QEMU binary '{path}' is not accessible")
+    if not os.access(path, os.X_OK):
+        raise EmulatorError(f"QEMU binary '{path}' is not executable")
+    return path
+
+
+def platform_of(qemu_path: str) -> str:
+    """The emulated platform from the binary's name (qemu-kvm is x86_64)."""
+    name = os.path.basename(qemu_path)
+    if name == "qemu-kvm":
+        return "x86_64"
+    for suffix in ("w.exe", ".exe"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    platform = name.removeprefix("qemu-system-")
+    if platform not in PLATFORMS and platform.split("-")[0] in PLATFORMS:
+        platform = platform.split("-")[0]  # a machine-specific build such as qemu-system-x86_64-microvm
+    if platform not in PLATFORMS:
+        raise EmulatorError(f"Platform {platform} is unknown")
+    return platform
+
+
+def qemu_img_for(qemu_path: str) -> str:
+    """The qemu-img next to the Qemu binary (as installed together), else the one on PATH."""
+    directory = Path(qemu_path).parent
+    for candidate in sorted(directory.glob("qemu-img*")):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("qemu-img")
+    if found:
+        return found
+    raise EmulatorError(f"Could not find qemu-img in {directory} (Debian: apt-get install qemu-utils)")
+
+
+def parse_version(output: str) -> str | None:
+    match = VERSION_RE.search(output)
+    return match.group(1) if match else None
+
+
+def _version_key(path: str) -> tuple[str, float]:
+    try:
+        return path, os.stat(path).st_mtime
+    except OSError:
+        return path, 0.0
+
+
+async def version_of(path: str, flag: str = "-version") -> str:
+    """`<qemu> -version` / `<qemu-img> --version`, parsed; 409 when it cannot be read."""
+    key = _version_key(path)
+    if key in _versions:
+        return _versions[key]
+    try:
+        proc = await asyncio.create_subprocess_exec(path, flag, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+    except (OSError, TimeoutError) as exc:
+        raise EmulatorError(f"Could not determine the Qemu version for {path}: {exc}") from exc
+    version = parse_version(out.decode(errors="replace"))
+    if version is None:
+        raise EmulatorError(f"Could not determine the Qemu version for {path}")
+    _versions[key] = version
+    return version
+
+
+def version_of_sync(path: str, flag: str = "-version") -> str | None:
+    """Blocking variant for `gns3server --list-plugins` (no event loop there)."""
+    try:
+        result = subprocess.run([path, flag], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_version(result.stdout.decode(errors="replace"))
+
+
+async def list_binaries(img: bool = False) -> list[dict[str, str]]:
+    """`GET /v1/qemu/binaries` / `img-binaries`: every program found with its version."""
+    paths = await asyncio.to_thread(find_programs, is_qemu_img_name if img else is_qemu_name)
+    flag = "--version" if img else "-version"
+    versions = await asyncio.gather(*(version_of(str(p), flag) for p in paths))
+    return [{"path": str(p), "version": v} for p, v in zip(paths, versions, strict=True)]

@@ -1,0 +1,150 @@
+"""JSON schemas (draft-04) of the Qemu endpoints of API v1, as api-emulators.md §4 lists their fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gns3core import schemas
+from gns3core.schemas import DRAFT4, obj
+
+PLATFORMS = [
+    "aarch64", "alpha", "arm", "cris", "i386", "lm32", "m68k", "microblaze", "microblazeel", "mips", "mips64",
+    "mips64el", "mipsel", "moxie", "or32", "ppc", "ppc64", "ppcemb", "s390x", "sh4", "sh4eb", "sparc", "sparc64",
+    "tricore", "unicore32", "x86_64", "xtensa", "xtensaeb",
+]
+PRIORITIES = ["realtime", "very high", "high", "normal", "low", "very low"]
+MAC_PATTERN = "^([0-9a-fA-F]{2}[:]){5}([0-9a-fA-F]{2})$"
+DISKS = ("hda", "hdb", "hdc", "hdd")
+
+_STR = {"type": "string"}
+_STR_OR_NULL = {"type": ["string", "null"]}
+_BOOL_OR_NULL = {"type": ["boolean", "null"]}
+
+
+def _image_fields(md5_type: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for disk in DISKS:
+        fields[f"{disk}_disk_image"] = {"description": f"QEMU {disk} disk image path", **_STR}
+        fields[f"{disk}_disk_interface"] = {"description": f"QEMU {disk} interface", **_STR}
+        fields[f"{disk}_disk_image_md5sum"] = {"description": f"QEMU {disk} disk image checksum", **md5_type}
+    for name in ("cdrom_image", "initrd", "kernel_image"):
+        fields[name] = {"description": f"QEMU {name} path", **_STR}
+        md5 = "cdrom_image_md5sum" if name == "cdrom_image" else f"{name}_md5sum"
+        fields[md5] = {"description": f"{name} checksum", **md5_type}
+    return fields
+
+
+def _common(platforms: list[str], boot: list[str], priorities: list[str]) -> dict[str, Any]:
+    return {
+        "usage": {"description": "How to use the QEMU VM", **_STR},
+        "qemu_path": {"description": "Path to QEMU", "type": ["string", "null"], "minLength": 1},
+        "platform": {"description": "Platform to emulate", "enum": platforms},
+        "console": schemas.CONSOLE_PORT,
+        "console_type": {"description": "Console type", "enum": ["telnet", "vnc"]},
+        **_image_fields(_STR_OR_NULL),
+        "boot_priority": {"description": "QEMU boot priority", "enum": boot},
+        "ram": {"description": "Amount of RAM in MB", "type": ["integer", "null"]},
+        "cpus": {"description": "Number of vCPUs", "type": ["integer", "null"], "minimum": 1, "maximum": 255},
+        "adapters": {"description": "Number of adapters", "type": ["integer", "null"], "minimum": 0, "maximum": 32},
+        "adapter_type": {"description": "QEMU adapter type", "type": ["string", "null"], "minLength": 1},
+        "mac_address": {"description": "QEMU MAC address", "type": ["string", "null"], "minLength": 1,
+                        "pattern": MAC_PATTERN},
+        "kernel_command_line": {"description": "QEMU kernel command line", **_STR_OR_NULL},
+        "legacy_networking": {"description": "Use QEMU legagy networking commands (-net syntax)", **_BOOL_OR_NULL},
+        "acpi_shutdown": {"description": "ACPI shutdown support", **_BOOL_OR_NULL},
+        "cpu_throttling": {"description": "Percentage of CPU allowed for QEMU", "minimum": 0, "maximum": 800,
+                           "type": ["integer", "null"]},
+        "process_priority": {"description": "Process priority for QEMU", "enum": priorities},
+        "options": {"description": "Additional QEMU options", **_STR_OR_NULL},
+    }
+
+
+VM_ID = {"description": "QEMU VM identifier", "oneOf": [schemas.UUID, {"type": "integer"}]}
+
+CREATE = obj(
+    {
+        "vm_id": VM_ID,
+        "name": {"description": "QEMU VM instance name", "type": "string", "minLength": 1},
+        "linked_clone": {"description": "Whether the VM is a linked clone or not", "type": "boolean"},
+        **_common([*PLATFORMS, "null"], ["c", "d", "n", "cn", "cd"], [*PRIORITIES, "null"]),
+    },
+    required=["name"], description="Request validation to create a new QEMU VM instance",
+)
+
+UPDATE = obj(
+    {
+        "name": {"description": "QEMU VM instance name", "type": ["string", "null"], "minLength": 1},
+        **_common([*PLATFORMS, "null"], ["c", "d"], [*PRIORITIES, "null"]),
+    },
+    description="Request validation to update a QEMU VM instance",
+)
+
+_OUTPUT_PROPERTIES: dict[str, Any] = {
+    "vm_id": {"description": "QEMU VM uuid", "type": "string", "minLength": 1},
+    "project_id": {"description": "Project uuid", "type": "string", "minLength": 1},
+    "name": {"description": "QEMU VM instance name", "type": "string", "minLength": 1},
+    "vm_directory": {"description": "Path to the VM working directory", "type": "string"},
+    **_common(PLATFORMS, ["c", "d", "n", "cn", "cd"], PRIORITIES),
+}
+# The output states what is really in use: no nulls where the VM always has a value.
+_OUTPUT_PROPERTIES.update({
+    "qemu_path": {"description": "Path to QEMU", "type": "string", "minLength": 1},
+    "console": {"description": "Console TCP port", "type": "integer", "minimum": 1, "maximum": 65535},
+    "ram": {"description": "Amount of RAM in MB", "type": "integer"},
+    "adapters": {"description": "Number of adapters", "type": "integer", "minimum": 0, "maximum": 32},
+    "adapter_type": {"description": "QEMU adapter type", "type": "string", "minLength": 1},
+    "mac_address": {"description": "QEMU MAC address", "type": "string", "minLength": 1, "pattern": MAC_PATTERN},
+    "kernel_command_line": {"description": "QEMU kernel command line", **_STR},
+    "legacy_networking": {"description": "Use QEMU legagy networking commands (-net syntax)", "type": "boolean"},
+    "acpi_shutdown": {"description": "ACPI shutdown support", "type": "boolean"},
+    "cpu_throttling": {"description": "Percentage of CPU allowed for QEMU", "minimum": 0, "maximum": 800,
+                       "type": "integer"},
+    "options": {"description": "Additional QEMU options", **_STR},
+})
+
+OUTPUT = obj(_OUTPUT_PROPERTIES, required=sorted(_OUTPUT_PROPERTIES), description="QEMU VM instance")
+
+BINARY_LIST = {
+    "$schema": DRAFT4,
+    "description": "Qemu binaries (or qemu-img binaries) found on the server",
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"path": {"description": "Qemu binary path", "type": "string"},
+                       "version": {"description": "Qemu version", "type": "string"}},
+    },
+}
+
+IMAGE_LIST = {
+    "$schema": DRAFT4,
+    "description": "Images in the QEMU image directory",
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"filename": {"type": "string", "minLength": 1}, "path": {"type": "string", "minLength": 1}},
+        "required": ["filename", "path"],
+        "additionalProperties": False,
+    },
+}
+
+IMG_OPTIONS = ("adapter_type", "cluster_size", "lazy_refcounts", "preallocation", "refcount_bits", "static",
+               "subformat", "zeroed_grain")
+
+IMG_CREATE = obj(
+    {
+        "qemu_img": {"description": "Path to the qemu-img binary", "type": "string"},
+        "path": {"description": "Absolute or relative path of the image", "type": "string"},
+        "format": {"description": "Image format type", "enum": ["qcow2", "qcow", "vpc", "vdi", "vmdk", "raw"]},
+        "size": {"description": "Image size in Megabytes", "type": "integer"},
+        "preallocation": {"enum": ["off", "metadata", "falloc", "full"]},
+        "cluster_size": {"type": "integer"},
+        "refcount_bits": {"type": "integer"},
+        "lazy_refcounts": {"enum": ["on", "off"]},
+        "subformat": {"enum": ["dynamic", "fixed", "streamOptimized", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat",
+                               "monolithicSparse", "monolithicFlat"]},
+        "static": {"enum": ["on", "off"]},
+        "zeroed_grain": {"enum": ["on", "off"]},
+        "adapter_type": {"enum": ["ide", "lsilogic", "buslogic", "legacyESX"]},
+    },
+    required=["qemu_img", "path", "format", "size"], description="Create a new QEMU image",
+)

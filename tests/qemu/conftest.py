@@ -1,0 +1,255 @@
+"""Fixtures of the Qemu plugin tests: the plugin in-process, the real qemu, a tiny guest, a real VPCS peer.
+
+Missing programs skip the tests that need them, with the package to install, except under CI (`CI` set) where they
+fail: CI installs qemu-system-x86, qemu-utils, busybox-static, cpio, cpulimit and vpcs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import gns3_qemu.plugin
+import psutil
+import pytest
+import pytest_asyncio
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import guest as guest_builder  # noqa: E402
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with the reason, or fail under CI where everything must be installed."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def gns3_plugins() -> list[Any]:
+    return [gns3_qemu.plugin]
+
+
+@pytest.fixture
+def gns3_use_entry_points() -> bool:
+    return False
+
+
+@pytest.fixture
+def qemu_binary() -> str:
+    path = shutil.which("qemu-system-x86_64")
+    require(path is not None, "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+    require(shutil.which("qemu-img") is not None, "qemu-img is not installed (apt-get install qemu-utils)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def guest_files() -> guest_builder.Guest:
+    """The kernel and initramfs, built once and cached in ~/.cache/gns3core-tests/qemu-guest/."""
+    try:
+        return guest_builder.build()
+    except guest_builder.GuestUnavailable as exc:
+        require(False, f"the test guest cannot be built: {exc} (needs apt, busybox-static, cpio)")
+        raise
+
+
+@pytest.fixture
+def images_dir(tmp_path: Path) -> Path:
+    """images_path/QEMU of the in-process server (see gns3core.testing.fixtures.gns3_config)."""
+    path = tmp_path / "images" / "QEMU"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def guest(guest_files: guest_builder.Guest, images_dir: Path, qemu_binary: str) -> dict[str, str]:
+    """The guest's files placed in the server's image directory; returns the VM fields naming them."""
+    for source, name in ((guest_files.kernel, "vmlinuz"), (guest_files.initrd, "initrd.gz")):
+        target = images_dir / name
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+    return {"kernel_image": "vmlinuz", "initrd": "initrd.gz"}
+
+
+def free_udp_pair() -> tuple[int, int]:
+    """Two UDP ports free on 127.0.0.1, the second with port+9 free too (vpcs 0.5b2 binds lport+9 as well)."""
+    ports: list[int] = []
+    while len(ports) < 2:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port in ports or port + 9 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as extra:
+            try:
+                extra.bind(("0.0.0.0", port + 9))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports[0], ports[1]
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class VPCSPeer:
+    """A real vpcs with IP 10.0.0.1/24 at the other end of a UDP tunnel (started directly, no plugin)."""
+
+    def __init__(self, workdir: Path, lport: int, rport: int) -> None:
+        self.lport, self.rport = lport, rport
+        self.console = free_tcp_port()
+        (workdir / "startup.vpc").write_text("ip 10.0.0.1 24\n")
+        self.log = open(workdir / "vpcs.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            ["vpcs", "-p", str(self.console), "-m", "1", "-i", "1", "-F", "-s", str(lport), "-c", str(rport),
+             "-t", "127.0.0.1", "startup.vpc"],
+            cwd=workdir, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        """End the VPC child too: it runs in a session of its own and outlives a SIGKILLed parent."""
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        self.proc.terminate()
+        try:
+            self.proc.wait(3)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(3)
+        for child in children:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(children, timeout=3)
+        self.log.close()
+
+
+@pytest.fixture
+def vpcs_peer(tmp_path: Path) -> Iterator[VPCSPeer]:
+    require(shutil.which("vpcs") is not None, "vpcs is not installed (apt-get install vpcs)")
+    vpcs_port, qemu_port = free_udp_pair()
+    workdir = tmp_path / "vpcs"
+    workdir.mkdir()
+    peer = VPCSPeer(workdir, vpcs_port, qemu_port)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # ready once its console listens
+        try:
+            socket.create_connection(("127.0.0.1", peer.console), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield peer
+    peer.stop()
+
+
+def _strip_telnet(data: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        if data[i] == 0xFF and i + 1 < len(data):
+            i += 3 if data[i + 1] in (0xFB, 0xFC, 0xFD, 0xFE) else 2
+            continue
+        out.append(data[i])
+        i += 1
+    return bytes(out)
+
+
+class SerialConsole:
+    """The guest's shell over qemu's telnet serial console."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.text = ""
+
+    @classmethod
+    async def open(cls, port: int) -> SerialConsole:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def read_until(self, marker: str, timeout: float) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while marker not in self.text:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{marker!r} not seen within {timeout} s; console said: {self.text[-1500:]!r}")
+            try:
+                data = await asyncio.wait_for(self.reader.read(4096), remaining)
+            except TimeoutError:
+                continue
+            if not data:
+                raise AssertionError(f"console closed before {marker!r}; it said: {self.text[-1500:]!r}")
+            self.text += _strip_telnet(data).decode(errors="replace")
+        before, _, after = self.text.partition(marker)
+        self.text = after
+        return before
+
+    async def wait_prompt(self, timeout: float = 60) -> None:
+        await self.read_until(guest_builder.PROMPT, timeout)
+
+    async def run(self, command: str, timeout: float = 30) -> str:
+        """Run a shell command and return its output (the end marker is computed, so the echo never matches)."""
+        self.writer.write(f"{command}; echo END-$((6*7))\n".encode())
+        await self.writer.drain()
+        return await self.read_until("END-42", timeout)
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
+class Notifications:
+    """Collects a project's notification stream in the background."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.task: asyncio.Task | None = None
+
+    async def wait_for(self, action: str, timeout: float = 15) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for event in self.events:
+                if event.get("action") == action:
+                    return event
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {action} notification; got {[e.get('action') for e in self.events]}")
+
+
+@pytest_asyncio.fixture
+async def notifications(api, project) -> AsyncIterator[Notifications]:
+    collected = Notifications()
+
+    async def listen() -> None:
+        async with api.client.get(f"/v1/projects/{project['project_id']}/notifications") as response:
+            async for line in response.content:
+                if line.strip():
+                    collected.events.append(json.loads(line))
+
+    collected.task = asyncio.get_running_loop().create_task(listen())
+    await asyncio.sleep(0.1)
+    yield collected
+    collected.task.cancel()
+    try:
+        await collected.task
+    except (asyncio.CancelledError, Exception):
+        pass
