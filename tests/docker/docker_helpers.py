@@ -1,0 +1,171 @@
+"""Helpers of the Docker tests: a telnet-ish console client, a real VPCS on a UDP tunnel, free UDP ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+IAC = 255
+
+
+def require(program: str, package: str) -> str:
+    """The program's path; skip without it, fail under CI (CI installs everything)."""
+    path = shutil.which(program)
+    if path is None:
+        message = f"{program} is not installed (apt-get install -y {package})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """Drop telnet negotiation (IAC sequences) from console output."""
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte == IAC and i + 1 < len(data):
+            command = data[i + 1]
+            if command == IAC:
+                out.append(IAC)
+                i += 2
+            elif command in (251, 252, 253, 254):
+                i += 3
+            else:
+                i += 2
+            continue
+        out.append(byte)
+        i += 1
+    return bytes(out)
+
+
+class Console:
+    """A line-oriented client of a telnet console on 127.0.0.1."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.text = ""
+
+    @classmethod
+    async def connect(cls, port: int, timeout: float = 10.0) -> Console:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                return cls(reader, writer)
+            except OSError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def send(self, line: str) -> None:
+        self.writer.write(line.encode() + b"\r\n")
+        await self.writer.drain()
+
+    async def expect(self, pattern: str, timeout: float = 15.0) -> re.Match:
+        """Wait for `pattern` in the output after the last match; the match consumes what came before it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = re.search(pattern, self.text)
+            if found:
+                self.text = self.text[found.end():]
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{pattern!r} not seen within {timeout} s; console said:\n{self.text[-2000:]}")
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(4096), remaining)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise AssertionError(f"console closed while waiting for {pattern!r}; it said:\n{self.text[-2000:]}")
+            self.text += strip_telnet(chunk).decode(errors="replace").replace("\r", "")
+
+    async def run(self, command: str, timeout: float = 20.0) -> str:
+        """Run a shell command in the container and return its output (a marker tells where it ends)."""
+        await self.send(f"{command}; echo END-$((6*7))")
+        return (await self.expect(r"([\s\S]*?)END-42", timeout)).group(1)
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+
+
+def free_udp_port(avoid: set[int] | None = None, also: tuple[int, ...] = ()) -> int:
+    """A UDP port free now, together with port+offset for each offset in `also` (VPCS 0.5b2 binds lport+9)."""
+    avoid = avoid or set()
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port in avoid or port + max(also, default=0) > 65535:
+            continue
+        if all(_udp_free(port + offset) for offset in (0, *also)):
+            return port
+    raise RuntimeError("no free UDP port found")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+class VPCS:
+    """A real vpcs (0.5b2 command line) in the foreground, on a UDP tunnel, with an address from startup.vpc."""
+
+    def __init__(self, workdir: Path, console: int, lport: int, rport: int, address: str = "10.0.0.1 24") -> None:
+        self.workdir = workdir
+        self.console = console
+        self.lport = lport
+        self.rport = rport
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "startup.vpc").write_text(f"set pcname PC-A\nip {address}\n")
+        vpcs = require("vpcs", "vpcs")
+        argv = [vpcs, "-p", str(console), "-m", "1", "-i", "1", "-F", "-s", str(lport), "-c", str(rport),
+                "-t", "127.0.0.1", "startup.vpc"]
+        with open(workdir / "vpcs.log", "wb") as log:
+            self.process = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        """End vpcs and its forked VPC (its own process group, led by the PID we started)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the forked VPC, if it outlived its parent
+        except ProcessLookupError:
+            pass
+
+
+def host_veths(prefix: str = "g3d") -> list[str]:
+    """Host interfaces the plugin created (their names start with g3d)."""
+    return [name for _, name in socket.if_nameindex() if name.startswith(prefix)]
