@@ -12,12 +12,13 @@ from gns3core.errors import Conflict
 log = logging.getLogger(__name__)
 
 
-def _probe(port: int, host: str, kind: int) -> bool:
+def _probe(port: int, host: str, kind: int, reuse: bool = True) -> bool:
     """True when the host lets us bind that port right now (the probe socket is closed at once)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         with socket.socket(family, kind) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
     except OSError:
         return False
@@ -25,7 +26,10 @@ def _probe(port: int, host: str, kind: int) -> bool:
 
 
 def tcp_port_is_free(port: int, host: str) -> bool:
-    return _probe(port, host, socket.SOCK_STREAM)
+    """Free on the console host, and on every address without SO_REUSEADDR: some emulators (vpcs) bind the
+    wildcard address without it, and would fail on a port held elsewhere or lingering in TIME_WAIT."""
+    wildcard = "::" if ":" in host else "0.0.0.0"
+    return _probe(port, host, socket.SOCK_STREAM) and _probe(port, wildcard, socket.SOCK_STREAM, reuse=False)
 
 
 def udp_port_is_free(port: int, host: str) -> bool:

@@ -89,7 +89,6 @@ class ManagedProcess:
         assert self.process is not None
         returncode = await self.process.wait()
         _LIVE.discard(self)
-        self._kill_group(signal.SIGKILL)  # leave no orphaned child behind (e.g. vpcs's forked VPC)
         if self._stopping:
             return
         output = self.last_output()
@@ -111,28 +110,37 @@ class ManagedProcess:
         except OSError:
             return ""
 
-    def _kill_group(self, sig: int) -> None:
+    async def wait(self) -> int | None:
+        """Wait for the process to end (a graceful shutdown asked through the program's own channel)."""
         if self.process is None:
+            return None
+        return await self.process.wait()
+
+    def _kill_group(self, sig: int) -> None:
+        # Only while the leader is unreaped: afterwards its group id may belong to someone else.
+        if self.process is None or self.process.returncode is not None:
             return
         try:
             os.killpg(self.process.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
-    async def stop(self, timeout: float = 3.0) -> None:
-        """Ask politely (SIGTERM to the whole session), then force; returns once the process is reaped."""
+    async def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` to the whole process group, then SIGKILL after `timeout`; returns once the process is reaped.
+
+        Programs whose children leave the group (setsid) must end those themselves before calling this.
+        """
         if self.process is None:
             return
         self._stopping = True
         if self.process.returncode is None:
-            self._kill_group(signal.SIGTERM)
+            self._kill_group(sig)
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
             except TimeoutError:
-                log.warning("%s (pid %s) ignored SIGTERM, killing it", self.program, self.pid)
+                log.warning("%s (pid %s) ignored signal %s, killing it", self.program, self.pid, sig)
                 self._kill_group(signal.SIGKILL)
                 await self.process.wait()
-        self._kill_group(signal.SIGKILL)
         if self._watcher is not None:
             await asyncio.gather(self._watcher, return_exceptions=True)
         _LIVE.discard(self)

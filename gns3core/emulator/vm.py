@@ -97,10 +97,12 @@ class BaseVM:
     async def update(self, changes: dict[str, Any]) -> None:
         """Apply the keys of a PUT whose value differs, in request order. Subclasses handle their own keys."""
         for key, value in changes.items():
-            if key == "name" and value is not None and value != self.name:
-                self.name = value
-            elif key == "console" and value != self.console:
-                self.change_console(value)
+            if key == "name":
+                if value is not None and value != self.name:  # a null name keeps the current one
+                    self.name = value
+            elif key == "console":
+                if value != self.console:
+                    self.change_console(value)
             else:
                 await self.update_field(key, value)
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import SerialConsole, require
+from qemu_helpers import SerialConsole
 
 from gns3core.files import md5_of_file
+from gns3core.testing import require
 
 pytestmark = pytest.mark.timeout(180)
 

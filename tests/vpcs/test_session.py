@@ -1,0 +1,127 @@
+"""The seed's sample session, end to end: a real gns3server process, two real vpcs, a ping through the tunnel."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from vpcs_helpers import CONSOLE_RANGE, UDP_RANGE, Console, leftovers, vpcs_tree
+
+from gns3core.testing import require
+from gns3core.testing.client import ApiClient
+
+pytestmark = pytest.mark.usefixtures("vpcs_binary")
+
+REPLY = re.compile(r"(?:84 bytes from )?192\.168\.1\.1 icmp_seq=\d+ ttl=64 time=")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(config: Path, port: int | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "gns3core", "--config", str(config)]
+    if port is not None:
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--local", "--quiet"]
+    return argv
+
+
+@pytest.fixture
+def server_config(tmp_path: Path) -> Path:
+    installed = [ep.name for ep in importlib.metadata.entry_points(group="gns3server.plugins")]
+    require("vpcs" in installed, "the gns3-vpcs distribution is not installed (pip install -e plugins/gns3-vpcs)")
+    config = tmp_path / "gns3_server.conf"
+    config.write_text(f"[Server]\nprojects_path = {tmp_path / 'projects'}\nimages_path = {tmp_path / 'images'}\n"
+                      f"console_start_port_range = {CONSOLE_RANGE[0]}\nconsole_end_port_range = {CONSOLE_RANGE[1]}\n"
+                      f"udp_start_port_range = {UDP_RANGE[0]}\nudp_end_port_range = {UDP_RANGE[1]}\n")
+    return config
+
+
+@pytest_asyncio.fixture
+async def server(server_config: Path) -> AsyncIterator[tuple[ApiClient, subprocess.Popen]]:
+    port = free_tcp_port()
+    env = {**os.environ, "GNS3_PLUGINS": "vpcs"}
+    process = subprocess.Popen(server_command(server_config, port), env=env, stdin=subprocess.DEVNULL)
+    session = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}")
+    try:
+        for _ in range(200):
+            try:
+                async with session.get("/v1/version") as reply:
+                    if reply.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                assert process.poll() is None, "gns3server exited at start"
+                await asyncio.sleep(0.05)
+        yield ApiClient(session), process
+    finally:
+        await session.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_list_plugins_reports_vpcs(server_config: Path, vpcs_binary: str) -> None:
+    env = {**os.environ, "GNS3_PLUGINS": "vpcs"}
+    done = subprocess.run([*server_command(server_config), "--list-plugins"], capture_output=True, text=True,
+                          env=env, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"emulator vpcs: program found \({re.escape(vpcs_binary)}, version [0-9a-z.]+\)", done.stdout)
+
+
+async def test_sample_session(server: tuple[ApiClient, subprocess.Popen]) -> None:
+    api, process = server
+    project = (await api.post("/v1/projects", {"name": "test"})).json
+    base = f"/v1/projects/{project['project_id']}"
+    vms: list[dict[str, Any]] = []
+    for name in ("VPCS 1", "VPCS 2"):
+        reply = await api.post(f"{base}/vpcs/vms", {"name": name})
+        assert reply.status == 201, reply
+        vms.append(reply.json)
+    ports = []
+    for _ in vms:
+        reply = await api.post(f"{base}/ports/udp")
+        assert reply.status == 201, reply
+        ports.append(reply.json["udp_port"])
+    for vm, lport, rport in ((vms[0], ports[0], ports[1]), (vms[1], ports[1], ports[0])):
+        nio = {"type": "nio_udp", "lport": lport, "rhost": "127.0.0.1", "rport": rport}
+        reply = await api.post(f"{base}/vpcs/vms/{vm['vm_id']}/adapters/0/ports/0/nio", nio)
+        assert reply.status == 201 and reply.json == nio
+    for vm in vms:
+        assert (await api.post(f"{base}/vpcs/vms/{vm['vm_id']}/start")).status == 204
+    pids = [p.pid for p in vpcs_tree(process.pid)]
+    assert len(pids) == 4  # per VM: the console server and its virtual PC
+    consoles = [await Console.open(vm["console"]) for vm in vms]
+    try:
+        await asyncio.gather(*(console.prompt() for console in consoles))
+        configured = await asyncio.gather(consoles[0].command("ip 192.168.1.1 24"),
+                                          consoles[1].command("ip 192.168.1.2 24"))
+        assert "192.168.1.1 255.255.255.0" in configured[0], configured
+        assert "192.168.1.2 255.255.255.0" in configured[1], configured
+        output = await consoles[1].command("ping 192.168.1.1 -c 3", timeout=20)
+        assert len(REPLY.findall(output)) >= 2, output
+    finally:
+        for console in consoles:
+            await console.close()
+    for vm in vms:
+        assert (await api.post(f"{base}/vpcs/vms/{vm['vm_id']}/stop")).status == 204
+        assert (await api.delete(f"{base}/vpcs/vms/{vm['vm_id']}")).status == 204
+    assert leftovers(pids) == []
+    assert vpcs_tree(process.pid) == []
+    assert (await api.delete(base)).status == 204

@@ -1,0 +1,180 @@
+"""Helpers of the VPCS tests: a telnet-ish console client, notification readers and process checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+IAC = 255
+PROMPT = re.compile(rb"[\w.\-\[\]]+> ?$")
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """Drop telnet negotiation (IAC DO/DONT/WILL/WONT x, IAC SB ... IAC SE) from console output."""
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte != IAC:
+            out.append(byte)
+            i += 1
+            continue
+        command = data[i + 1] if i + 1 < len(data) else None
+        if command in (251, 252, 253, 254):
+            i += 3
+        elif command == 250:
+            end = data.find(bytes([IAC, 240]), i + 2)
+            i = len(data) if end < 0 else end + 2
+        elif command == IAC:
+            out.append(IAC)
+            i += 2
+        else:
+            i += 2
+    return bytes(out)
+
+
+class Console:
+    """One TCP connection to a vpcs console."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.seen = b""
+
+    @classmethod
+    async def open(cls, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> Console:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+                return cls(reader, writer)
+            except OSError:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
+
+    async def read_until(self, pattern: re.Pattern[bytes], timeout: float, quiet: float = 0.15) -> bytes:
+        """Read until the text received matches `pattern` and then nothing more comes for `quiet` seconds.
+
+        vpcs flushes what was typed ahead when it prints a prompt, so a command must wait for the last prompt.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        buffer = b""
+        while True:
+            matched = pattern.search(buffer) is not None
+            remaining = deadline - loop.time()
+            if remaining <= 0 and not matched:
+                raise TimeoutError(f"console never showed {pattern.pattern!r}; got {buffer!r}")
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(4096), quiet if matched else remaining)
+            except TimeoutError as exc:
+                if matched:
+                    break
+                raise TimeoutError(f"console never showed {pattern.pattern!r}; got {buffer!r}") from exc
+            if not chunk:
+                raise ConnectionError(f"console closed; got {buffer!r}")
+            buffer += strip_telnet(chunk).replace(b"\r", b"")
+        self.seen += buffer
+        return buffer
+
+    async def prompt(self, timeout: float = 10.0) -> bytes:
+        """Press Enter and wait for the prompt (the first connection also gets the banner and its prompt)."""
+        self.writer.write(b"\n")
+        await self.writer.drain()
+        return await self.read_until(PROMPT, timeout)
+
+    async def command(self, line: str, timeout: float = 15.0) -> str:
+        """Send a command, return its echo and output once the prompt is back after them."""
+        self.writer.write(line.encode() + b"\n")
+        await self.writer.drain()
+        done = re.compile(re.escape(line.encode()) + rb".*\n[\w.\-\[\]]+> ?$", re.DOTALL)
+        output = await self.read_until(done, timeout)
+        return output.decode(errors="replace")
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+
+
+async def next_event(response: Any, action: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Read notification lines until one with `action` arrives."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(f"no {action} notification")
+        line = await asyncio.wait_for(response.content.readline(), remaining)
+        if not line:
+            raise ConnectionError("notification stream ended")
+        message = json.loads(line)
+        if message.get("action") == action:
+            return message
+
+
+def vpcs_tree(root_pid: int) -> list[psutil.Process]:
+    """Every vpcs process below `root_pid` (the started vpcs and the VPC it forked)."""
+    try:
+        children = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [p for p in children if _name(p) == "vpcs"]
+
+
+def leftovers(pids: list[int]) -> list[str]:
+    """Which of these vpcs pids still exist in any form (a zombie counts: it is a process nobody reaped)."""
+    found = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if _name(process) == "vpcs":
+                found.append(f"{pid} ({process.status()})")
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def running(pids: list[int]) -> list[int]:
+    """Which of these pids still run (zombies excluded)."""
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return ""
+
+
+# Port ranges of their own, so these tests never meet another server's ports on the same machine.
+CONSOLE_RANGE = ("24100", "24999")
+UDP_RANGE = ("25000", "26999")
+
+
+def fake_vpcs(directory: Path, version_line: str, name: str = "vpcs") -> Path:
+    """An executable that answers `-v` like vpcs would (and counts how often it was asked)."""
+    path = directory / name
+    path.write_text(
+        "#!/bin/sh\n"
+        f'echo asked >> "{directory}/{name}.asked"\n'
+        f"printf '\\n{version_line}\\nBuild time: today\\n'\n"
+    )
+    path.chmod(0o755)
+    return path
