@@ -1,0 +1,1 @@
+"""Dynamips plugin: routers and switch devices driven through the dynamips hypervisor, plus a built-in switch."""
