@@ -110,6 +110,11 @@ class ManagedProcess:
         except OSError:
             return ""
 
+    def expect_exit(self) -> None:
+        """The program was asked to quit through its own channel (a monitor, a hypervisor command): its exit is
+        not a crash and must not be reported as one."""
+        self._stopping = True
+
     async def wait(self) -> int | None:
         """Wait for the process to end (a graceful shutdown asked through the program's own channel)."""
         if self.process is None:
