@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gns3core.errors import EmulatorError, Forbidden
+from gns3core.images import list_images as core_list_images
 
 if TYPE_CHECKING:
     from gns3core.server import Server
@@ -63,16 +64,8 @@ def is_ios_image(path: Path) -> bool:
 
 
 def list_images(server: Server) -> list[dict[str, str]]:
-    directory = images_dir(server)
-    if not directory.is_dir():
-        return []
-    found = []
-    for entry in sorted(directory.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or entry.name.endswith(".md5sum") or not entry.is_file():
-            continue
-        if is_ios_image(entry):
-            found.append({"filename": entry.name, "path": entry.name})
-    return found
+    """Only the top level of images_path/IOS, and only files that are IOS images, sorted by name."""
+    return core_list_images(images_dir(server), recursive=False, accept=is_ios_image)
 
 
 def upload_target(server: Server, name: str) -> Path:

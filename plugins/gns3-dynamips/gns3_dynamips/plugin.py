@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 from typing import Any
 
 from gns3_dynamips import schemas as dyn_schemas
@@ -13,8 +11,8 @@ from gns3_dynamips.managers import DEVICE_KIND, ROUTER_KIND, DynamipsDeviceManag
 from gns3core import hookimpl, schemas
 from gns3core.emulator import vm_routes
 from gns3core.emulator.routes import vm_of
-from gns3core.errors import Conflict, EmulatorError
-from gns3core.files import atomic_write
+from gns3core.errors import Conflict
+from gns3core.images import receive_upload
 from gns3core.registry import Emulator
 from gns3core.routing import ApiRequest, Route
 
@@ -48,24 +46,9 @@ async def list_ios_images(request: ApiRequest) -> list[dict[str, str]]:
 
 
 async def upload_ios_image(request: ApiRequest) -> None:
-    """Stream the raw body into images_path/IOS/<name>, then make it executable and write its md5 sidecar."""
+    """Stream the raw body into images_path/IOS/<name> (executable), with its md5 sidecar."""
     target = upload_target(request.server, request.match["path"])
-    sidecar = target.with_name(target.name + ".md5sum")
-    digest = hashlib.md5()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if sidecar.exists():
-            sidecar.unlink()
-        partial = target.with_name(f".{target.name}.part")
-        with open(partial, "wb") as handle:
-            async for chunk in request.raw.content.iter_chunked(65536):
-                handle.write(chunk)
-                digest.update(chunk)
-        os.replace(partial, target)
-        os.chmod(target, 0o700)
-    except OSError as exc:
-        raise EmulatorError(f"Could not write image {target.name}: {exc.strerror or exc}") from exc
-    atomic_write(sidecar, digest.hexdigest())
+    await receive_upload(request.raw.content, target, request.raw.content_length)
 
 
 # -- devices: NIO endpoints with the device wrapper ----------------------------------------------------------------
