@@ -20,24 +20,6 @@ log = logging.getLogger(__name__)
 SERVER_KEY = web.AppKey("gns3_server", Server)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Unknown paths and wrong methods answer in the API's JSON error shape instead of plain text."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        server = request.app[SERVER_KEY]
-        headers = server.common_headers(request.path)
-        if exc.status == 405:
-            headers["Allow"] = exc.headers.get("Allow", "")
-        message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else f"{exc.status}: {exc.reason}"
-        if exc.status == 404:
-            message = f"No such API endpoint: {request.method} {request.path}"
-        return error_response(exc.status, message, headers)
-
-
 def create_app(
     config: Config,
     *,
@@ -48,11 +30,25 @@ def create_app(
     """Build the application; `extra_plugins` registers plugin objects in-process (tests, embedding)."""
     pm, registry, report = load_plugins(extra_plugins, use_entry_points)
     server = Server(config, registry, pm, report, validate_output=validate_output)
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024 * 1024)
+    # No middleware: every request would pay for it. Routing errors are answered by a catch-all route instead.
+    app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SERVER_KEY] = server
     setup_routes(app, server)
+    app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_server_lifecycle)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Stopping: end the endless responses (notifications, followed files) so the server does not wait on them.
+
+    aiohttp waits for running handlers before the cleanup that stops the VMs; a GNS3 client always holds a
+    notification stream open, so without this a SIGTERM would take the whole shutdown timeout.
+    """
+    server = app[SERVER_KEY]
+    server.stopping = True
+    for project in list(server.projects.projects.values()):
+        project.notifications.close()
 
 
 def setup_routes(app: web.Application, server: Server) -> None:
@@ -66,6 +62,26 @@ def setup_routes(app: web.Application, server: Server) -> None:
             continue
         seen.add(key)
         app.router.add_route(route.method, route.path, make_handler(route, server))
+    # Tried last (after every API route): unknown paths and wrong methods answer in the API's JSON error shape.
+    catch_all = app.router.add_resource("/{unrouted_path:.*}")
+    catch_all.add_route("*", _no_route_handler(app, catch_all))
+
+
+def _no_route_handler(app: web.Application, catch_all: web.AbstractResource) -> Any:
+    async def no_route(request: web.Request) -> web.StreamResponse:
+        server = app[SERVER_KEY]
+        allowed: set[str] = set()
+        for resource in app.router.resources():
+            if resource is not catch_all:
+                _match, methods = await resource.resolve(request)
+                allowed |= methods
+        headers = server.common_headers(request.path)
+        if allowed:
+            headers["Allow"] = ",".join(sorted(allowed))
+            return error_response(405, f"Method {request.method} is not allowed on {request.path}", headers)
+        return error_response(404, f"No such API endpoint: {request.method} {request.path}", headers)
+
+    return no_route
 
 
 async def _server_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from gns3core import __version__
 from gns3core.config import Config
-from gns3core.emulator.process import kill_all_live
 
 log = logging.getLogger("gns3core")
 
@@ -81,6 +81,16 @@ def check_pid_file(path: str) -> None:
             print(f"A server is already running with pid {old} (from {pid_path})", file=sys.stderr)
             sys.exit(1)
     pid_path.write_text(f"{os.getpid()}\n")
+    atexit.register(_remove_pid_file, pid_path, os.getpid())
+
+
+def _remove_pid_file(pid_path: Path, pid: int) -> None:
+    """The pid file goes with the process that wrote it (a daemon's parent exits without removing it)."""
+    try:
+        if os.getpid() == pid and pid_path.read_text().strip() == str(pid):
+            pid_path.unlink()
+    except OSError:
+        pass
 
 
 def daemonize() -> None:
@@ -99,6 +109,9 @@ def list_plugins(config: Config) -> int:
     from gns3core.plugins import load_plugins
 
     _pm, registry, report = load_plugins()
+    installed = [name for name in report.loaded if not name.startswith("gns3core.builtin")]
+    if not installed and not report.failed:
+        print("No emulator plugin is installed (entry-point group gns3server.plugins); the core API alone is served")
     for name, origin in report.loaded.items():
         if name.startswith("gns3core.builtin"):
             continue
@@ -133,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     return serve(config)
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, extra_plugins: list[Any] | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT or `POST /v1/server/shutdown`; `extra_plugins` are registered in-process."""
     from aiohttp import web
 
     from gns3core.app import SERVER_KEY, create_app
+    from gns3core.emulator.process import kill_all_live
 
     section = config.server
     host = section.get("host") or "127.0.0.1"
@@ -151,7 +166,7 @@ def serve(config: Config) -> int:
         except (OSError, ssl.SSLError) as exc:
             log.critical("Cannot use the TLS certificate or key: %s", exc)
             return 1
-    app = create_app(config, validate_output=section.getbool("debug"))
+    app = create_app(config, extra_plugins=extra_plugins, validate_output=section.getbool("debug"))
     server = app[SERVER_KEY]
     server.request_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)
     atexit.register(kill_all_live)

@@ -65,6 +65,8 @@ class NotificationHub:
         line = encode_event({"action": action, "event": event})
         for listener in list(self.listeners):
             listener.offer(line)
+            if listener.overflowed:  # cut off: it must not count as a listener any more (project close)
+                self.listeners.discard(listener)
 
     def close(self) -> None:
         """End every stream (project closed or server stopping)."""

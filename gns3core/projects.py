@@ -56,11 +56,28 @@ class Project:
     # -- disk ------------------------------------------------------------------------------------------------------
 
     def create_directories(self) -> None:
+        """Create the project directory and its marker; on failure a directory created here is removed again."""
+        created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise Conflict(f"Could not create project directory: {exc}") from exc
-        self.write_marker()
+        try:
+            self.write_marker()
+        except Exception:
+            if created:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def set_temporary(self, temporary: bool) -> None:
+        """Change the flag and its marker together: if the disk refuses, the project stays as it was."""
+        previous = self.temporary
+        self.temporary = temporary
+        try:
+            self.write_marker()
+        except Exception:
+            self.temporary = previous
+            raise
 
     def write_marker(self) -> None:
         marker = self.path / TEMPORARY_MARKER
@@ -136,11 +153,12 @@ class Project:
 
     async def commit(self) -> None:
         """Remove the directories of VMs deleted since the last commit, then let emulators save configs."""
-        for vm in self.deleted_vms:
-            directory = self.files_dir / vm.module_name / vm.id
-            if directory.is_dir():
-                await asyncio.to_thread(shutil.rmtree, directory, True)
-        self.deleted_vms.clear()
+        live = {vm.id for vm in self.vms}
+        deleted, self.deleted_vms = self.deleted_vms, []
+        for vm in deleted:
+            if vm.id in live:  # deleted, then created again with the same id (a client's undo): keep its files
+                continue
+            await asyncio.to_thread(vm.delete_files)
         for manager in self.server.emulators.values():
             await _logged(manager.project_committed(self), "commit hook")
 
@@ -193,21 +211,35 @@ class ProjectManager:
             return existing
         location = self.location
         path = self._check_custom_path(body["path"]) if body.get("path") else location / project_id
+        for other in self.projects.values():
+            if other.path == path:  # two projects in one directory: deleting one would destroy the other
+                raise Conflict(f"The directory {path} is already used by the open project {other.id}")
         project = Project(self.server, project_id, body.get("name"), path, location, bool(body.get("temporary")))
         project.create_directories()
         self.projects[project_id] = project
         return project
 
     async def update(self, project: Project, body: dict[str, Any]) -> None:
+        """Name, then path, then temporary (the reference's order); a refused path changes nothing at all."""
+        new_path = body.get("path")
+        moving = new_path is not None and Path(os.path.expanduser(new_path)).absolute() != project.path
+        if moving and not self.server.local:
+            raise Forbidden("You are not allowed to modify the project directory location")
+        if moving:
+            target = Path(os.path.expanduser(new_path)).absolute()
+            for other in self.projects.values():
+                if other is not project and other.path == target:
+                    raise Conflict(f"The directory {target} is already used by the open project {other.id}")
         if "name" in body:
             project.name = body["name"]
-        new_path = body.get("path")
-        if "path" in body and new_path is not None and Path(new_path) != project.path:
-            if not self.server.local:
-                raise Forbidden("You are not allowed to modify the project directory location")
+        if moving:
             old_path, was_temporary = project.path, project.temporary
             project.path = Path(os.path.expanduser(new_path)).absolute()
-            project.create_directories()
+            try:
+                project.create_directories()
+            except Exception:
+                project.path = old_path
+                raise
             for manager in self.server.emulators.values():
                 moved = getattr(manager, "project_moved", None)
                 if moved is not None:
@@ -215,8 +247,7 @@ class ProjectManager:
             if was_temporary and old_path != project.path:
                 await asyncio.to_thread(shutil.rmtree, old_path, True)
         if "temporary" in body:
-            project.temporary = body["temporary"]
-            project.write_marker()
+            project.set_temporary(body["temporary"])
 
     async def close(self, project: Project, force: bool = False) -> None:
         """Stop everything of the project; its directory goes only when it was temporary."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import logging
 import sys
@@ -36,6 +37,16 @@ _LOCK_PARAMS = ("vm_id", "device_id")
 def dumps(data: Any) -> bytes:
     """API v1 bodies: indented by 4, keys sorted."""
     return json.dumps(data, indent=4, sort_keys=True).encode("utf-8")
+
+
+class Encoded:
+    """JSON data encoded once and sent many times: hot answers that change only with the configuration (version)."""
+
+    __slots__ = ("data", "body")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.body = dumps(data)
 
 
 @dataclass
@@ -130,7 +141,10 @@ def schema_error_message(validator: jsonschema.protocols.Validator, body: Any) -
 
 def check_auth(server: Server, request: web.Request) -> web.Response | None:
     expected = server.auth_header
-    if expected is None or request.headers.get("Authorization") == expected:
+    if expected is None:
+        return None
+    given = request.headers.get("Authorization", "")
+    if hmac.compare_digest(given.encode("utf-8", errors="replace"), expected.encode("utf-8")):
         return None
     response = web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="GNS3 server"'})
     response.force_close()
@@ -153,19 +167,20 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
     async def run(request: web.Request) -> web.StreamResponse:
         body: Any = {}
         try:
-            denied = check_auth(server, request)
-            if denied is not None:
-                return denied
+            if server.auth_header is not None:
+                denied = check_auth(server, request)
+                if denied is not None:
+                    return denied
             match = request.match_info
             for param, what in id_params:
                 check_uuid(match[param], what)
             if not route.raw and request.body_exists:
-                text = await request.text()
-                if text:
+                data = await request.read()
+                if data:
                     try:
-                        body = json.loads(text)
-                    except ValueError as exc:
-                        body = {"malformed_json": text}
+                        body = json.loads(data.decode("utf-8"))
+                    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+                        body = {"malformed_json": data.decode("utf-8", errors="replace")}
                         raise BadRequest(f"Invalid JSON {exc}") from exc
             if validator is not None:
                 problem = schema_error_message(validator, body)
@@ -177,25 +192,37 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
             return error_response(exc.status, exc.message, server.common_headers(route.path), extra)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
+        except web.HTTPException as exc:  # from aiohttp itself, e.g. a body over the size limit
+            if exc.status < 400:
+                raise
+            text = exc.text or ""
+            message = text if text and not text.startswith(str(exc.status)) else f"{exc.status}: {exc.reason}"
+            return error_response(exc.status, message, server.common_headers(route.path))
         except Exception as exc:
             log.exception("Unexpected error on %s %s", request.method, request.path)
             message = f"Internal server error ({type(exc).__name__}); the server log has the details"
             return error_response(500, message, server.common_headers(route.path))
+        headers = server.common_headers(route.path)
+        encoded = type(result) is Encoded
+        if encoded and not server.validate_output:
+            headers["Content-Type"] = JSON_TYPE
+            return web.Response(body=result.body, status=route.status, headers=headers)
         if isinstance(result, web.StreamResponse):
             return result
-        headers = server.common_headers(route.path)
         if result is None:
             return empty_response(route.status, headers)
+        data = result.data if encoded else result
         if out_validator is not None and server.validate_output:
-            error = jsonschema.exceptions.best_match(out_validator.iter_errors(result))
+            error = jsonschema.exceptions.best_match(out_validator.iter_errors(data))
             if error is not None:
                 log.error("Output of %s does not match its schema: %s", route.path, error.message)
                 return error_response(500, f"Output does not match the schema: {error.message}", headers)
-        return json_response(result, route.status, headers)
+        return json_response(data, route.status, headers)
+
+    if lock_param is None:
+        return run
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if lock_param is None:
-            return await run(request)
         key = request.match_info[lock_param]
         lock = await locks.acquire(key)
         try:

@@ -47,6 +47,8 @@ class Server:
         self._dataplane: Any = None
         # How `POST /v1/server/shutdown` stops the process; the command line sets it, tests may replace it.
         self.request_stop: Callable[[], None] | None = None
+        self.version_reply: Any = None  # GET /v1/version body, encoded once (see builtin/version.py)
+        self.stopping = False  # set when the server stops: endless streams end on their own
         self.apply_config()
 
     # -- configuration-derived values ------------------------------------------------------------------------------

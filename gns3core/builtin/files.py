@@ -75,7 +75,8 @@ async def stream_file(request: ApiRequest) -> web.StreamResponse:
     with handle:
         response = await _open_stream(request)
         transport = request.raw.transport
-        while transport is not None and not transport.is_closing():
+        server = request.server
+        while transport is not None and not transport.is_closing() and not server.stopping:
             chunk = handle.read(CHUNK)
             if chunk:
                 await response.write(chunk)

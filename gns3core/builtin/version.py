@@ -8,16 +8,20 @@ from gns3core import schemas
 from gns3core.errors import Conflict
 from gns3core.hookspecs import hookimpl
 from gns3core.registry import Registry
-from gns3core.routing import ApiRequest, Route
+from gns3core.routing import ApiRequest, Encoded, Route
 
 VERSION_OUTPUT = schemas.obj(
     {"version": {"type": "string"}, "local": {"type": "boolean"}}, required=["version"],
 )
 
 
-async def get_version(request: ApiRequest) -> dict[str, Any]:
+async def get_version(request: ApiRequest) -> Encoded:
+    """Encoded once per configuration: clients poll this endpoint, it must cost next to nothing."""
     server = request.server
-    return {"version": server.version, "local": server.local}
+    cached = server.version_reply
+    if cached is None or cached.data["version"] != server.version or cached.data["local"] != server.local:
+        cached = server.version_reply = Encoded({"version": server.version, "local": server.local})
+    return cached
 
 
 async def check_version(request: ApiRequest) -> dict[str, Any]:

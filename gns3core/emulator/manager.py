@@ -63,6 +63,8 @@ class VMManager:
         requested = body.get(self.id_field)
         if isinstance(requested, str) and requested in self.vms:
             vm = self.vms[requested]
+            if vm.project is not project:
+                raise NotFound(f"Project ID {project.id} doesn't belong to {self.noun.lower()} {vm.name}")
             await self.reopen(vm, body)
             return vm
         if requested is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,11 @@ class BaseVM:
                 for nio in adapter.ports.values():
                     self.release_nio(nio)
                 adapter.ports.clear()
+
+    def delete_files(self) -> None:
+        """Commit after a delete: remove this VM's files (runs in a worker thread). Emulators sharing one
+        directory per project override it to remove only their own files."""
+        shutil.rmtree(self.project.files_dir / self.module_name / self.id, ignore_errors=True)
 
     def set_started(self) -> None:
         self.status = "started"

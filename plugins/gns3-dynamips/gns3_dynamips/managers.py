@@ -44,10 +44,6 @@ class DynamipsVMManager(VMManager):
     auto_idlepc_boot_wait: ClassVar[float] = 20.0
     auto_idlepc_sample_wait: ClassVar[float] = 3.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deleted: dict[str, list[Router]] = {}
-
     @classmethod
     def probe(cls, config: Config) -> ProgramStatus:
         return probe_dynamips(config)
@@ -94,17 +90,7 @@ class DynamipsVMManager(VMManager):
         rest = {k: v for k, v in body.items() if k not in ("vm_id", "platform", "dynamips_id", "chassis")}
         await vm.update(rest)
 
-    async def delete_vm(self, vm: BaseVM) -> None:
-        await super().delete_vm(vm)
-        if isinstance(vm, Router):
-            self._deleted.setdefault(vm.project.id, []).append(vm)
-
-    async def project_committed(self, project: Project) -> None:
-        for router in self._deleted.pop(project.id, []):
-            router.delete_files()
-
     async def project_closed(self, project: Project) -> None:
-        self._deleted.pop(project.id, None)
         directory = project.files_dir / "dynamips"
         if not directory.is_dir():
             return

@@ -1,0 +1,262 @@
+"""The command line, end to end: real `gns3server` processes answering HTTP, and stopping without orphans.
+
+The example plugin is made discoverable the way an installed plugin is: a dist-info folder with an entry point, on
+PYTHONPATH, and GNS3_PLUGINS=example so that other plugins installed on this machine stay out of the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+import gns3core
+
+EXAMPLE_DIR = Path(__file__).parent.parent / "example_plugin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gns3server() -> list[str]:
+    exe = shutil.which("gns3server")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("gns3server is not on PATH: the package is not installed")
+        pytest.skip("gns3server is not on PATH (pip install -e . first)")
+    return [exe]
+
+
+def http(port: int, method: str, path: str, body: object = None, timeout: float = 5.0) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            raw = reply.read()
+            return reply.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.fixture
+def plugin_env(tmp_path: Path) -> dict[str, str]:
+    """An environment in which the example plugin is an installed entry point (and the only one loaded)."""
+    site = tmp_path / "site"
+    dist = site / "gns3_example_plugin-0.0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gns3-example-plugin\nVersion: 0.0.1\n")
+    (dist / "entry_points.txt").write_text("[gns3server.plugins]\nexample = gns3_example\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(EXAMPLE_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["GNS3_PLUGINS"] = "example"
+    return env
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "gns3_server.conf"
+    path.write_text(f"[Server]\nprojects_path = {tmp_path / 'projects'}\nimages_path = {tmp_path / 'images'}\n"
+                    "local = false\n")
+    return path
+
+
+class RunningServer:
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
+        self.port = port
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}: {log.read_text()}")
+            try:
+                if http(port, "GET", "/v1/version", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"server did not answer: {log.read_text()}")
+
+    def kill(self) -> None:
+        """Clean-up after a failed test: the server and every emulator process it started (their own sessions)."""
+        if self.proc.poll() is None:
+            try:
+                children = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            for child in children:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, config_file: Path, plugin_env: dict[str, str]):
+    servers: list[RunningServer] = []
+
+    def start(*extra: str) -> RunningServer:
+        port = free_port()
+        argv = gns3server() + ["--host", "127.0.0.1", "--port", str(port), "--config", str(config_file), *extra]
+        server = RunningServer(argv, plugin_env, port, tmp_path / f"server-{port}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()
+
+
+def test_version_flags() -> None:
+    expected = f"gns3core {gns3core.__version__}"
+    out = subprocess.run(gns3server() + ["--version"], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == expected
+    out = subprocess.run([sys.executable, "-m", "gns3core", "--version"], capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.strip() == expected
+
+
+def test_list_plugins_command(plugin_env) -> None:
+    out = subprocess.run(gns3server() + ["--list-plugins"], capture_output=True, text=True, timeout=60,
+                         env=plugin_env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("example (gns3-example-plugin 0.0.1): emulator example: program found "
+                                  "(no external program needed)")
+
+
+def test_help_lists_the_spec_flags() -> None:
+    out = subprocess.run(gns3server() + ["--help"], capture_output=True, text=True, timeout=60, check=True)
+    for flag in ("--host", "--port", "--config", "--local", "--allow", "--debug", "--quiet", "--log", "--pid",
+                 "--daemon", "--ssl", "--certfile", "--certkey", "--record", "--list-plugins"):
+        assert flag in out.stdout
+
+
+def test_server_answers_and_stops_on_sigterm(start_server) -> None:
+    server = start_server("--local")
+    assert http(server.port, "GET", "/v1/version") == (200, {"version": "1.5.4", "local": True})
+    status, _ = http(server.port, "GET", "/v1/nothing")
+    assert status == 404
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+
+
+def test_command_line_wins_over_the_file(start_server) -> None:
+    server = start_server()  # the file says local = false, and no --local
+    assert http(server.port, "GET", "/v1/version")[1]["local"] is False
+    assert http(server.port, "POST", "/v1/config/reload")[0] == 403
+    local = start_server("--local")
+    assert http(local.port, "GET", "/v1/version")[1]["local"] is True
+    assert http(local.port, "POST", "/v1/config/reload")[0] == 201
+    assert http(local.port, "GET", "/v1/version")[1]["local"] is True
+
+
+def start_example_vms(port: int, count: int) -> tuple[str, list[str]]:
+    status, project = http(port, "POST", "/v1/projects", {"name": "sig", "temporary": True})
+    assert status == 201
+    pid = project["project_id"]
+    vm_ids = []
+    for i in range(count):
+        status, vm = http(port, "POST", f"/v1/projects/{pid}/example/vms", {"name": f"vm{i}"})
+        assert status == 201, vm
+        assert http(port, "POST", f"/v1/projects/{pid}/example/vms/{vm['vm_id']}/start")[0] == 204
+        vm_ids.append(vm["vm_id"])
+    return project["path"], vm_ids
+
+
+def emulator_processes(server_pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(server_pid).children(recursive=True) if "example VM running" in " ".join(
+        p.cmdline())]
+
+
+def assert_all_gone(processes: list[psutil.Process]) -> None:
+    _gone, alive = psutil.wait_procs(processes, timeout=10)
+    assert alive == [], [p.pid for p in alive]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_every_vm(start_server, sig) -> None:
+    server = start_server("--local")
+    project_path, _ = start_example_vms(server.port, 3)
+    processes = emulator_processes(server.proc.pid)
+    assert len(processes) == 3
+    server.proc.send_signal(sig)
+    assert server.proc.wait(20) == 0
+    assert_all_gone(processes)
+    assert not Path(project_path).exists()  # the temporary project was closed
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_shutdown_endpoint_stops_the_process_and_its_vms(start_server) -> None:
+    server = start_server("--local")
+    _, _ = start_example_vms(server.port, 2)
+    processes = emulator_processes(server.proc.pid)
+    assert len(processes) == 2
+    assert http(server.port, "POST", "/v1/server/shutdown", {}) == (201, None)
+    assert server.proc.wait(20) == 0
+    assert_all_gone(processes)
+
+
+def test_shutdown_refused_on_a_remote_server(start_server) -> None:
+    server = start_server()
+    assert http(server.port, "POST", "/v1/server/shutdown")[0] == 403
+    assert http(server.port, "GET", "/v1/version")[0] == 200
+
+
+def test_sigterm_with_open_streams_is_prompt(start_server) -> None:
+    """A connected GNS3 client always holds a notification stream (and maybe a capture stream) open: neither may
+    hold the server up when it is asked to stop."""
+    server = start_server("--local")
+    project_path, _ = start_example_vms(server.port, 1)
+    processes = emulator_processes(server.proc.pid)
+    pid = Path(project_path).name
+    capture = Path(project_path) / "capture.pcap"
+    capture.write_bytes(b"pcap")
+    streams = []
+    for path, body in ((f"/v1/projects/{pid}/notifications", b""),
+                       ("/v1/files/stream", json.dumps({"location": str(capture)}).encode())):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        streams.append(sock)
+    try:
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(30) == 0
+        assert time.monotonic() - started < 10, "the server waited for the streams to end by themselves"
+        assert_all_gone(processes)
+    finally:
+        for sock in streams:
+            sock.close()
+
+
+def test_pid_and_log_files(start_server, tmp_path, plugin_env, config_file) -> None:
+    pid_file = tmp_path / "gns3.pid"
+    log_file = tmp_path / "gns3.log"
+    server = start_server("--pid", str(pid_file), "--log", str(log_file))
+    assert pid_file.read_text().strip() == str(server.proc.pid)
+    # A second server with the same pid file refuses to start while the first one lives.
+    second = subprocess.run(gns3server() + ["--port", str(free_port()), "--config", str(config_file), "--pid",
+                                            str(pid_file)], capture_output=True, text=True, env=plugin_env, timeout=60)
+    assert second.returncode == 1
+    assert f"already running with pid {server.proc.pid}" in second.stderr
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+    assert not pid_file.exists()
+    assert "listening on 127.0.0.1" in log_file.read_text()
