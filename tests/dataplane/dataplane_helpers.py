@@ -1,0 +1,252 @@
+"""Helpers shared by the data plane tests (kept out of conftest.py so test modules can import them)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+
+def has_net_admin() -> bool:
+    """True when this process may create namespaces and interfaces (CAP_NET_ADMIN in the effective set)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << 12))
+    except OSError:
+        pass
+    return False
+
+
+def require_net_admin() -> None:
+    """Skip (with the reason) when the host cannot run namespace tests."""
+    if not has_net_admin():
+        pytest.skip("needs CAP_NET_ADMIN (run as root or with the capability) to create namespaces and interfaces")
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("needs /dev/net/tun (the tun kernel module) for TAP endpoints")
+    if shutil.which("ip") is None:
+        pytest.skip("needs the 'ip' command (apt package iproute2)")
+    if shutil.which("busybox") is None:
+        pytest.skip("needs busybox for ping inside namespaces (apt package busybox-static)")
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command from an argument list and fail the test with its output when it fails."""
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=30, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
+    return proc
+
+
+def unique(prefix: str) -> str:
+    """A short random name (interface names are limited to 15 characters)."""
+    return f"{prefix}{secrets.token_hex(3)}"
+
+
+
+
+class UDPPeer:
+    """A plain loopback UDP socket standing in for an emulator's NIO."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, data: bytes, port: int) -> None:
+        self.sock.sendto(data, ("127.0.0.1", port))
+
+    def recv_all(self, timeout: float = 0.5, limit: int | None = None) -> list[bytes]:
+        """Everything that arrives until ``timeout`` passes without a frame (or ``limit`` frames arrived)."""
+        frames = []
+        self.sock.settimeout(timeout)
+        try:
+            while limit is None or len(frames) < limit:
+                frames.append(self.sock.recv(65536))
+        except TimeoutError:
+            pass
+        return frames
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+
+
+class Namespaces:
+    """Creates ``gdp-<random>`` network namespaces and deletes them (and their interfaces) afterwards."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.links: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+
+    def add(self) -> str:
+        name = unique("gdp-")
+        run("ip", "netns", "add", name)
+        self.names.append(name)
+        run("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def exec(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run("ip", "netns", "exec", name, *args, check=check)
+
+    def anonymous(self) -> int:
+        """A process sleeping in a fresh unnamed namespace, like a container; returns its PID."""
+        proc = subprocess.Popen(["unshare", "--net", "sleep", "120"])
+        self.procs.append(proc)
+        deadline = time.monotonic() + 5
+        while os.readlink(f"/proc/{proc.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            if time.monotonic() > deadline:
+                raise AssertionError("unshare --net did not switch namespace")
+            time.sleep(0.01)
+        return proc.pid
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+        for link in self.links:
+            run("ip", "link", "del", link, check=False)
+        for name in self.names:
+            run("ip", "netns", "del", name, check=False)
+
+
+
+
+def free_udp_port(span: int = 10) -> int:
+    """A port p such that UDP p and p+9 and TCP p are free (VPCS 0.5b2 also binds lport+9)."""
+    for _ in range(200):
+        port = 20000 + secrets.randbelow(40000)
+        socks = []
+        try:
+            for offset in (0, 9):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("0.0.0.0", port + offset))
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(tcp)
+            tcp.bind(("0.0.0.0", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError("no free port found")
+
+
+class VPCS:
+    """One vpcs 0.5b2 process in the foreground (-F) in its own directory, driven through its telnet console."""
+
+    def __init__(self, workdir: str, number: int, lport: int, rport: int, address: str | None = None) -> None:
+        self.console_port = free_udp_port()
+        self.lport = lport
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "startup.vpc"), "w") as script:
+            script.write(f"set pcname PC{number}\n")
+            if address:  # configured at start-up, so both instances do their duplicate-address check in parallel
+                script.write(f"ip {address}\n")
+        self.log = open(os.path.join(workdir, "vpcs.log"), "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            ["vpcs", "-p", str(self.console_port), "-m", str(number), "-i", "1", "-F", "-s", str(lport),
+             "-c", str(rport), "-t", "127.0.0.1", "startup.vpc"],
+            cwd=workdir, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.sock: socket.socket | None = None
+
+    def connect(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.console_port), timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError(f"VPCS console {self.console_port} did not open") from None
+                time.sleep(0.05)
+        self.read_until(b"> ", 10)
+
+    @staticmethod
+    def strip_telnet(data: bytes) -> bytes:
+        """Drop telnet IAC negotiation (IAC cmd opt / IAC SB ... IAC SE) from console output."""
+        out = bytearray()
+        i = 0
+        while i < len(data):
+            byte = data[i]
+            if byte != 255:
+                out.append(byte)
+                i += 1
+            elif i + 1 < len(data) and data[i + 1] == 250:
+                end = data.find(b"\xff\xf0", i + 2)
+                i = len(data) if end < 0 else end + 2
+            elif i + 1 < len(data) and 251 <= data[i + 1] <= 254:
+                i += 3
+            else:
+                i += 2
+        return bytes(out)
+
+    def read_until(self, marker: bytes, timeout: float) -> str:
+        assert self.sock is not None
+        data = b""
+        deadline = time.monotonic() + timeout
+        while marker not in self.strip_telnet(data):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"VPCS: no {marker!r} in {self.strip_telnet(data)!r}")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise AssertionError("VPCS console closed")
+            data += chunk
+        return self.strip_telnet(data).decode(errors="replace")
+
+    def command(self, line: str, timeout: float = 15.0) -> str:
+        assert self.sock is not None
+        self.sock.sendall(line.encode() + b"\n")
+        return self.read_until(b"> ", timeout)
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)  # the -F process and the VPC child it forked
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the forked child if it outlived its parent
+        except ProcessLookupError:
+            pass
+        self.log.close()
+
+
+def pcap_records(path: str) -> tuple[int, int]:
+    """(link type, number of records) parsed by hand, since tshark accepts some garbage files."""
+    with open(path, "rb") as file:
+        data = file.read()
+    magic, major, minor, _zone, _sig, snaplen, linktype = struct.unpack("<IHHiIII", data[:24])
+    assert (magic, major, minor, snaplen) == (0xA1B2C3D4, 2, 4, 65535)
+    offset, count = 24, 0
+    while offset < len(data):
+        _sec, _usec, caplen, _length = struct.unpack("<IIII", data[offset:offset + 16])
+        offset += 16 + caplen
+        count += 1
+    assert offset == len(data), "truncated record"
+    return linktype, count
