@@ -182,6 +182,8 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
                     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
                         body = {"malformed_json": data.decode("utf-8", errors="replace")}
                         raise BadRequest(f"Invalid JSON {exc}") from exc
+            if server.record_path is not None:
+                server.record_request(request, body)
             if validator is not None:
                 problem = schema_error_message(validator, body)
                 if problem is not None:

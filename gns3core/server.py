@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +67,18 @@ class Server:
         else:
             self.auth_header = None
         self._server_header = f"{SERVER_HEADER_PREFIX} GNS3/{self.version} gns3core/{__version__}"
+        self.record_path = section.getpath("record")
+
+    def record_request(self, request: Any, body: Any) -> None:
+        """`--record`: append each API request as a curl command line, to replay a client's session by hand."""
+        command = ["curl", "-i", "-X", request.method, str(request.url)]
+        if body:
+            command += ["-d", json.dumps(body, sort_keys=True)]
+        try:
+            with open(self.record_path, "a", encoding="utf-8") as handle:  # type: ignore[arg-type]
+                handle.write(shlex.join(command) + "\n")
+        except OSError as exc:
+            log.warning("Cannot record the request in %s: %s", self.record_path, exc)
 
     def reload_config(self) -> None:
         self.config.reload()
