@@ -36,13 +36,16 @@ def vm_routes(
     collection: str = "vms",
     id_param: str = "vm_id",
     adapters: bool = True,
+    segment: str | None = None,
 ) -> list[Route]:
-    """Routes for `/v1/projects/{project_id}/<kind>/<collection>/...`.
+    """Routes for `/v1/projects/{project_id}/<segment>/<collection>/...` (`segment` defaults to the kind's name).
+
+    `segment` lets two kinds share a URL prefix (Dynamips routers at `/dynamips/vms`, devices at `/dynamips/devices`).
 
     `adapters=False` gives the device form `.../ports/{port_number}/nio` (Dynamips switches and hubs).
     `capture` is the start_capture input schema, or None when the kind cannot capture.
     """
-    base = f"/v1/projects/{{project_id}}/{kind}/{collection}"
+    base = f"/v1/projects/{{project_id}}/{segment or kind}/{collection}"
     item = f"{base}/{{{id_param}}}"
     port = (item + "/adapters/{adapter_number:\\d+}/ports/{port_number:\\d+}") if adapters else (
         item + "/ports/{port_number:\\d+}")

@@ -39,14 +39,20 @@ class EmulatorConformance:
     create_body: ClassVar[dict[str, Any]] = {"name": "conformance"}
     update_body: ClassVar[dict[str, Any]] = {"name": "renamed"}
     collection: ClassVar[str] = "vms"
-    id_field: ClassVar[str] = "vm_id"
+    id_field: ClassVar[str] = "vm_id"  # the id's key in the JSON object
+    id_param: ClassVar[str] = ""  # the id's path parameter, when it differs (Docker: "id")
+    segment: ClassVar[str] = ""  # the URL segment, when it differs from the kind's name
     nio_path: ClassVar[str] = "adapters/0/ports/0/nio"  # a port that exists and takes a nio_udp
     has_nio: ClassVar[bool] = True
 
     # -- helpers -----------------------------------------------------------------------------------------------------
 
     def base(self, project_id: str) -> str:
-        return f"/v1/projects/{project_id}/{self.emulator}/{self.collection}"
+        return f"/v1/projects/{project_id}/{self.segment or self.emulator}/{self.collection}"
+
+    def nio_body(self, nio: dict[str, Any]) -> dict[str, Any]:
+        """The request body that attaches `nio` (Dynamips devices wrap it as {"nio": ...})."""
+        return nio
 
     async def create(self, api: ApiClient, project_id: str, **changes: Any):
         body = {**self.create_body, **changes}
@@ -73,7 +79,7 @@ class EmulatorConformance:
         assert reply.status == 200
         assert reply.json == vm
         assert reply.headers["Content-Type"] == "application/json"
-        assert reply.headers["X-Route"].endswith("{" + self.id_field + "}")
+        assert reply.headers["X-Route"].endswith("{" + (self.id_param or self.id_field) + "}")
         reply = await api.delete(f"{self.base(pid)}/{vm_id}")
         assert reply.status == 204
         reply = await api.get(f"{self.base(pid)}/{vm_id}")
@@ -96,7 +102,7 @@ class EmulatorConformance:
         reply = await api.get(f"{self.base(project['project_id'])}/not-a-uuid")
         assert reply.status == 400
         assert "is not a valid UUID" in reply.json["message"]
-        reply = await api.get(f"/v1/projects/not-a-uuid/{self.emulator}/{self.collection}/{uuid.uuid4()}")
+        reply = await api.get(self.base("not-a-uuid") + f"/{uuid.uuid4()}")
         assert reply.status == 400
 
     async def test_unknown_vm(self, api: ApiClient, project: dict[str, Any]) -> None:
@@ -153,20 +159,20 @@ class EmulatorConformance:
         peer = (await api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
         nio = {"type": "nio_udp", "lport": port, "rhost": "127.0.0.1", "rport": peer}
         url = f"{self.base(pid)}/{vm[self.id_field]}/{self.nio_path}"
-        reply = await api.post(url, nio)
+        reply = await api.post(url, self.nio_body(nio))
         assert reply.status == 201, reply
         assert reply.json == nio
         reply = await api.delete(url)
         assert reply.status == 204
         assert port not in gns3_server.ports.udp_used
-        reply = await api.post(url, {"type": "nio_udp", "lport": port})
+        reply = await api.post(url, self.nio_body({"type": "nio_udp", "lport": port}))
         assert reply.status == 400
-        reply = await api.post(url, {"type": "nio_bogus"})
+        reply = await api.post(url, self.nio_body({"type": "nio_bogus"}))
         assert reply.status == 400
         supported = gns3_server.emulators[self.emulator].supported_nios
         unsupported = next((t for t in ALL_NIO_SAMPLES if t not in supported), None)
         if unsupported is not None:
-            reply = await api.post(url, ALL_NIO_SAMPLES[unsupported])
+            reply = await api.post(url, self.nio_body(ALL_NIO_SAMPLES[unsupported]))
             assert reply.status == 409
             assert f"NIO of type {unsupported} is not supported" in reply.json["message"]
 

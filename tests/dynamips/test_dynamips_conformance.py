@@ -21,14 +21,16 @@ class TestRouterConformance(EmulatorConformance):
 
 
 class _DeviceConformance(EmulatorConformance):
-    # The URLs are /dynamips/devices. The kit also reads `emulators["dynamips"]` (the router manager) for its VM
-    # count and NIO types: the count check holds either way and both managers accept the same NIO types.
-    emulator = "dynamips"
+    emulator = "dynamips_devices"
+    segment = "dynamips"  # the URLs are /dynamips/devices
     collection = "devices"
     id_field = "device_id"
     nio_path = "ports/0/nio"
     create_body = {"name": "SW1", "device_type": "ethernet_switch"}
     update_body = {"name": "SW2"}
+
+    def nio_body(self, nio):
+        return {"nio": nio}
 
 
 class TestDeviceConformanceDynamips(_DeviceConformance):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from gns3_dynamips import schemas as dyn_schemas
@@ -99,11 +98,8 @@ def router_routes() -> list[Route]:
 def device_routes() -> list[Route]:
     generated = vm_routes(DEVICE_KIND, create=dyn_schemas.DEVICE_CREATE, update=dyn_schemas.DEVICE_UPDATE,
                           output=dyn_schemas.DEVICE_OBJECT, actions=(), nio=None, capture=schemas.CAPTURE,
-                          collection="devices", id_param="device_id", adapters=False)
-    # The device manager is its own kind, but its URLs live under /dynamips/ like the routers'.
-    routes = [dataclasses.replace(r, path=r.path.replace(f"/{DEVICE_KIND}/", f"/{ROUTER_KIND}/"))
-              for r in generated]
-    routes += [
+                          collection="devices", id_param="device_id", adapters=False, segment=ROUTER_KIND)
+    routes = generated + [
         Route("POST", DEVICE_PORT, add_device_nio, 201, input=dyn_schemas.DEVICE_NIO,
               description="Add a NIO to a Dynamips device instance"),
         Route("DELETE", DEVICE_PORT, remove_device_nio, 204,
