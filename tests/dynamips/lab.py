@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from gns3core.testing import require
 
 IAC = 0xFF
@@ -69,6 +71,7 @@ class VPC:
     rport: int
     process: subprocess.Popen | None = None
     workdir: Path | None = None
+    mac_id: int = 1
     log: list[str] = field(default_factory=list)
 
     def nio(self) -> dict:
@@ -117,12 +120,19 @@ class VPC:
         return len(re.findall(rf"{re.escape(target)} icmp_seq=\d+ ttl=\d+", text))
 
 
-async def start_vpc(vpcs: str, tmp: Path, ip: str, mac_id: int) -> VPC:
+def plan_vpc(tmp: Path, ip: str, mac_id: int) -> VPC:
+    """Choose a VPC's ports and write its startup script, without starting it (so its link can be wired first)."""
     vpc = VPC(ip=ip, console=free_tcp_port(), lport=free_udp_port(), rport=free_udp_port())
     vpc.workdir = tmp / f"vpc-{mac_id}"
     vpc.workdir.mkdir(parents=True, exist_ok=True)
     (vpc.workdir / "startup.vpc").write_text(f"ip {ip} 24\n")
-    argv = [vpcs, "-p", str(vpc.console), "-m", str(mac_id), "-i", "1", "-F", "-s", str(vpc.lport),
+    vpc.mac_id = mac_id
+    return vpc
+
+
+async def launch_vpc(vpcs: str, vpc: VPC) -> VPC:
+    """Start a planned VPC and wait for its console."""
+    argv = [vpcs, "-p", str(vpc.console), "-m", str(vpc.mac_id), "-i", "1", "-F", "-s", str(vpc.lport),
             "-c", str(vpc.rport), "-t", "127.0.0.1", "startup.vpc"]
     vpc.process = subprocess.Popen(argv, cwd=vpc.workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
@@ -136,14 +146,31 @@ async def start_vpc(vpcs: str, tmp: Path, ip: str, mac_id: int) -> VPC:
     raise RuntimeError(f"vpcs did not open its console on {vpc.console}")
 
 
+async def start_vpc(vpcs: str, tmp: Path, ip: str, mac_id: int) -> VPC:
+    return await launch_vpc(vpcs, plan_vpc(tmp, ip, mac_id))
+
+
 def stop_vpc(vpc: VPC) -> None:
-    if vpc.process is not None and vpc.process.poll() is None:
+    """End vpcs and the virtual PC it forked (which lives in a session of its own, so signal it by pid)."""
+    if vpc.process is None:
+        return
+    try:
+        children = psutil.Process(vpc.process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    if vpc.process.poll() is None:
         vpc.process.send_signal(signal.SIGTERM)
         try:
             vpc.process.wait(3)
         except subprocess.TimeoutExpired:
             vpc.process.kill()
             vpc.process.wait()
+    psutil.wait_procs(children, timeout=3)
 
 
 def require_program(name: str) -> str:

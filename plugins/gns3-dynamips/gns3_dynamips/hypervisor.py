@@ -217,7 +217,7 @@ class Hypervisor:
         """`hypervisor stop`, close the socket, give it 3 s to exit, then kill; remove the stdout file."""
         process, self.process = self.process, None
         if process is not None:
-            process.on_exit = None  # an exit we asked for is not a crash
+            process.expect_exit()  # an exit we ask for is not a crash
         if self.connection is not None:
             if self.connection.connected and process is not None and process.running:
                 try:
@@ -227,9 +227,9 @@ class Hypervisor:
             await self.connection.close()
             self.connection = None
         if process is not None:
-            if process.process is not None and process.running:
+            if process.running:
                 try:
-                    await asyncio.wait_for(asyncio.shield(process.process.wait()), 3)
+                    await asyncio.wait_for(asyncio.shield(process.wait()), 3)
                 except TimeoutError:
                     pass
             await process.stop()

@@ -383,8 +383,8 @@ class QemuVM(BaseVM):
             await self._stop_cpulimit()
             try:
                 await self._monitor.command("system_powerdown")
-                assert process.process is not None
-                await asyncio.wait_for(process.process.wait(), self.acpi_timeout)
+                process.expect_exit()
+                await asyncio.wait_for(process.wait(), self.acpi_timeout)
             except (MonitorError, TimeoutError) as exc:
                 log.warning("ACPI shutdown of %s did not finish (%s); terminating qemu", self.name, exc)
         await self._stop_processes()
