@@ -29,27 +29,15 @@ from typing import Any
 import aiohttp
 import psutil
 
+from gns3core.testing.telnet import strip_telnet
+
 PROMPT = re.compile(rb"[\w.\-\[\]]+> ?$")
-IAC = 255
 
 
 def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def strip_telnet(data: bytes) -> bytes:
-    out, i = bytearray(), 0
-    while i < len(data):
-        if data[i] != IAC:
-            out.append(data[i])
-            i += 1
-        elif i + 1 < len(data) and data[i + 1] in (251, 252, 253, 254):
-            i += 3
-        else:
-            i += 2
-    return bytes(out)
 
 
 def vpcs_version(path: str) -> str | None:

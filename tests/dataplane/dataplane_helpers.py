@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from gns3core.testing.telnet import strip_telnet
+
 
 def has_net_admin() -> bool:
     """True when this process may create namespaces and interfaces (CAP_NET_ADMIN in the effective set)."""
@@ -175,33 +177,14 @@ class VPCS:
                 time.sleep(0.05)
         self.read_until(b"> ", 10)
 
-    @staticmethod
-    def strip_telnet(data: bytes) -> bytes:
-        """Drop telnet IAC negotiation (IAC cmd opt / IAC SB ... IAC SE) from console output."""
-        out = bytearray()
-        i = 0
-        while i < len(data):
-            byte = data[i]
-            if byte != 255:
-                out.append(byte)
-                i += 1
-            elif i + 1 < len(data) and data[i + 1] == 250:
-                end = data.find(b"\xff\xf0", i + 2)
-                i = len(data) if end < 0 else end + 2
-            elif i + 1 < len(data) and 251 <= data[i + 1] <= 254:
-                i += 3
-            else:
-                i += 2
-        return bytes(out)
-
     def read_until(self, marker: bytes, timeout: float) -> str:
         assert self.sock is not None
         data = b""
         deadline = time.monotonic() + timeout
-        while marker not in self.strip_telnet(data):
+        while marker not in strip_telnet(data):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"VPCS: no {marker!r} in {self.strip_telnet(data)!r}")
+                raise AssertionError(f"VPCS: no {marker!r} in {strip_telnet(data)!r}")
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(4096)
@@ -210,7 +193,7 @@ class VPCS:
             if not chunk:
                 raise AssertionError("VPCS console closed")
             data += chunk
-        return self.strip_telnet(data).decode(errors="replace")
+        return strip_telnet(data).decode(errors="replace")
 
     def command(self, line: str, timeout: float = 15.0) -> str:
         assert self.sock is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-IAC = 255
+from gns3core.testing.telnet import strip_telnet
 
 
 def require(program: str, package: str) -> str:
@@ -25,27 +25,6 @@ def require(program: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def strip_telnet(data: bytes) -> bytes:
-    """Drop telnet negotiation (IAC sequences) from console output."""
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        byte = data[i]
-        if byte == IAC and i + 1 < len(data):
-            command = data[i + 1]
-            if command == IAC:
-                out.append(IAC)
-                i += 2
-            elif command in (251, 252, 253, 254):
-                i += 3
-            else:
-                i += 2
-            continue
-        out.append(byte)
-        i += 1
-    return bytes(out)
 
 
 class Console:

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 
 from gns3core.testing import require
+from gns3core.testing.telnet import strip_telnet
 
-IAC = 0xFF
 _taken: set[int] = set()
 
 
@@ -46,19 +46,6 @@ def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def strip_telnet(data: bytes) -> bytes:
-    """Drop telnet IAC negotiation (IAC + command + option) from console output."""
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        if data[i] == IAC and i + 2 < len(data):
-            i += 3
-            continue
-        out.append(data[i])
-        i += 1
-    return bytes(out)
 
 
 @dataclass

@@ -6,17 +6,7 @@ import asyncio
 
 import guest as guest_builder
 
-
-def _strip_telnet(data: bytes) -> bytes:
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        if data[i] == 0xFF and i + 1 < len(data):
-            i += 3 if data[i + 1] in (0xFB, 0xFC, 0xFD, 0xFE) else 2
-            continue
-        out.append(data[i])
-        i += 1
-    return bytes(out)
+from gns3core.testing.telnet import strip_telnet
 
 
 class SerialConsole:
@@ -44,7 +34,7 @@ class SerialConsole:
                 continue
             if not data:
                 raise AssertionError(f"console closed before {marker!r}; it said: {self.text[-1500:]!r}")
-            self.text += _strip_telnet(data).decode(errors="replace")
+            self.text += strip_telnet(data).decode(errors="replace")
         before, _, after = self.text.partition(marker)
         self.text = after
         return before

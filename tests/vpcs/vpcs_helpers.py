@@ -10,32 +10,9 @@ from typing import Any
 
 import psutil
 
-IAC = 255
+from gns3core.testing.telnet import strip_telnet
+
 PROMPT = re.compile(rb"[\w.\-\[\]]+> ?$")
-
-
-def strip_telnet(data: bytes) -> bytes:
-    """Drop telnet negotiation (IAC DO/DONT/WILL/WONT x, IAC SB ... IAC SE) from console output."""
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        byte = data[i]
-        if byte != IAC:
-            out.append(byte)
-            i += 1
-            continue
-        command = data[i + 1] if i + 1 < len(data) else None
-        if command in (251, 252, 253, 254):
-            i += 3
-        elif command == 250:
-            end = data.find(bytes([IAC, 240]), i + 2)
-            i = len(data) if end < 0 else end + 2
-        elif command == IAC:
-            out.append(IAC)
-            i += 2
-        else:
-            i += 2
-    return bytes(out)
 
 
 class Console:
