@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-emulators=(vpcs qemu-system-x86 qemu-utils cpulimit)
+emulators=(vpcs qemu-system-x86 qemu-utils cpulimit curl)
 test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps)
 
 want=("${emulators[@]}")
