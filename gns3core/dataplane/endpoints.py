@@ -209,7 +209,57 @@ class _PolledEndpoint(Endpoint):
                 pass
 
 
-class UDPEndpoint(Endpoint):
+class _DatagramEndpoint(Endpoint):
+    """Endpoints on one datagram socket (UDP, UNIX): a blocking reader woken by a zero-length datagram."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sock: socket.socket | None = None
+
+    def _use(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.recv_into = sock.recv_into  # bound C method: the relay's hot path skips a Python frame
+        self._opened = True
+
+    def _take_socket(self, old: _DatagramEndpoint) -> None:
+        """Continue on the socket `old` has open (a swap to the same local resource cannot fail to rebind)."""
+        sock, old._sock = old._sock, None
+        old.__dict__.pop("recv_into", None)
+        old._opened = False
+        self._use(sock)
+
+    def _adopt_socket(self, fd: int) -> None:
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(True)
+        self._use(sock)
+
+    def recv_into(self, buf: bytearray) -> int:  # replaced by the socket's method once open
+        if self._sock is None:
+            raise OSError(errno.EBADF, "endpoint is closed")
+        return self._sock.recv_into(buf)
+
+    def try_recv_into(self, buf: bytearray) -> int:
+        return self._sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
+
+    def shutdown(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # unconnected sockets report ENOTCONN but the reader is woken all the same
+
+    def _close_socket(self) -> bool:
+        """Close the socket; True when there was one."""
+        sock, self._sock = self._sock, None
+        self.__dict__.pop("recv_into", None)
+        self._opened = False
+        if sock is None:
+            return False
+        sock.close()
+        return True
+
+
+class UDPEndpoint(_DatagramEndpoint):
     """UDP tunnel (``nio_udp``): bind ``lport``, send each frame as one datagram to ``rhost:rport``.
 
     The socket is left unconnected so it accepts frames from any sender (as emulators expect) and never reports
@@ -227,7 +277,6 @@ class UDPEndpoint(Endpoint):
         self.rhost = rhost
         self.rport = rport
         self.laddr = laddr
-        self._sock: socket.socket | None = None
         self._dest: tuple | None = None
         self._wake: tuple | None = None
         self._family = socket.AF_INET
@@ -265,10 +314,9 @@ class UDPEndpoint(Endpoint):
             wake_host = laddr if laddr not in ("", "0.0.0.0") else "127.0.0.1"
         else:
             wake_host = laddr if laddr not in ("", "::") else "::1"
-        self._sock, self._dest, self._family = sock, dest, family
+        self._dest, self._family = dest, family
         self._wake = (wake_host, self.lport)
-        self.recv_into = sock.recv_into  # bound C method: the relay's hot path skips a Python frame
-        self._opened = True
+        self._use(sock)
 
     def take_over(self, old: Endpoint) -> bool:
         if not (isinstance(old, UDPEndpoint) and old._sock is not None and old.lport == self.lport
@@ -277,21 +325,9 @@ class UDPEndpoint(Endpoint):
         family, dest = self._resolve()
         if family != old._family:
             return False
-        self._sock, self._dest, self._family, self._wake = old._sock, dest, old._family, old._wake
-        self.recv_into = self._sock.recv_into
-        old.__dict__.pop("recv_into", None)
-        old._sock = None
-        old._opened = False
-        self._opened = True
+        self._dest, self._family, self._wake = dest, old._family, old._wake
+        self._take_socket(old)
         return True
-
-    def recv_into(self, buf: bytearray) -> int:  # replaced by the socket's method once open
-        if self._sock is None:
-            raise OSError(errno.EBADF, "endpoint is closed")
-        return self._sock.recv_into(buf)
-
-    def try_recv_into(self, buf: bytearray) -> int:
-        return self._sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
 
     def send(self, data: bytes | memoryview) -> None:
         self._sock.sendto(data, self._dest)
@@ -306,19 +342,8 @@ class UDPEndpoint(Endpoint):
         except OSError:
             pass
 
-    def shutdown(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # unconnected UDP reports ENOTCONN but the reader is woken all the same
-
     def close(self) -> None:
-        sock, self._sock = self._sock, None
-        self.__dict__.pop("recv_into", None)
-        if sock is not None:
-            sock.close()
-        self._opened = False
+        self._close_socket()
 
     def describe(self) -> dict:
         return {"type": self.kind, "lport": self.lport, "rhost": self.rhost, "rport": self.rport}
@@ -330,14 +355,11 @@ class UDPEndpoint(Endpoint):
         return [self._sock.fileno()], {"dest": list(self._dest), "wake": list(self._wake), "family": self._family}
 
     def _adopt(self, fds: list[int], state: dict) -> None:
-        self._sock = socket.socket(fileno=fds[0])
-        self._sock.setblocking(True)
         self._dest, self._wake, self._family = tuple(state["dest"]), tuple(state["wake"]), state["family"]
-        self.recv_into = self._sock.recv_into
-        self._opened = True
+        self._adopt_socket(fds[0])
 
 
-class UnixEndpoint(Endpoint):
+class UnixEndpoint(_DatagramEndpoint):
     """UNIX datagram socket (``nio_unix``): bound to ``local_file``, sends to ``remote_file``."""
 
     kind = "nio_unix"
@@ -346,7 +368,6 @@ class UnixEndpoint(Endpoint):
         super().__init__()
         self.local_file = local_file
         self.remote_file = remote_file
-        self._sock: socket.socket | None = None
         self._borrowed = False
 
     def open(self) -> None:
@@ -368,26 +389,13 @@ class UnixEndpoint(Endpoint):
             sock.close()
             raise DataPlaneError(f"Cannot bind UNIX socket {self.local_file}: {_reason(exc)}") from None
         _grow_buffers(sock)
-        self._sock = sock
-        self.recv_into = sock.recv_into
-        self._opened = True
+        self._use(sock)
 
     def take_over(self, old: Endpoint) -> bool:
         if not (isinstance(old, UnixEndpoint) and old._sock is not None and old.local_file == self.local_file):
             return False
-        self._sock, old._sock = old._sock, None
-        self.recv_into = self._sock.recv_into
-        old.__dict__.pop("recv_into", None)
-        old._opened, self._opened = False, True
+        self._take_socket(old)
         return True
-
-    def recv_into(self, buf: bytearray) -> int:
-        if self._sock is None:
-            raise OSError(errno.EBADF, "endpoint is closed")
-        return self._sock.recv_into(buf)
-
-    def try_recv_into(self, buf: bytearray) -> int:
-        return self._sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
 
     def send(self, data: bytes | memoryview) -> None:
         # Non-blocking: a peer that stops reading loses frames like a congested link instead of stalling us.
@@ -402,24 +410,12 @@ class UnixEndpoint(Endpoint):
         except OSError:
             pass
 
-    def shutdown(self) -> None:
-        if self._sock is not None:
+    def close(self) -> None:
+        if self._close_socket() and not self._borrowed:
             try:
-                self._sock.shutdown(socket.SHUT_RDWR)
+                os.unlink(self.local_file)
             except OSError:
                 pass
-
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        self.__dict__.pop("recv_into", None)
-        if sock is not None:
-            sock.close()
-            if not self._borrowed:
-                try:
-                    os.unlink(self.local_file)
-                except OSError:
-                    pass
-        self._opened = False
 
     def describe(self) -> dict:
         return {"type": self.kind, "local_file": self.local_file, "remote_file": self.remote_file}
@@ -431,11 +427,8 @@ class UnixEndpoint(Endpoint):
         return [self._sock.fileno()], {}
 
     def _adopt(self, fds: list[int], state: dict) -> None:
-        self._sock = socket.socket(fileno=fds[0])
-        self._sock.setblocking(True)
-        self.recv_into = self._sock.recv_into
         self._borrowed = True
-        self._opened = True
+        self._adopt_socket(fds[0])
 
 
 class TAPEndpoint(_PolledEndpoint):
