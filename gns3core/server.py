@@ -34,12 +34,7 @@ class Server:
         self.plugin_report = report
         self.validate_output = validate_output
         self.locks = VMLocks()
-        section = config.server
-        self.ports = PortManager(
-            self.console_host,
-            PortRange(section.getint("console_start_port_range", 2001), section.getint("console_end_port_range", 7000)),
-            PortRange(section.getint("udp_start_port_range", 10000), section.getint("udp_end_port_range", 20000)),
-        )
+        self.ports = PortManager(self.console_host, *self._port_ranges())
         self.projects = ProjectManager(self)
         self.emulators = {name: emu.manager(self, name) for name, emu in registry.emulators.items()}
         offsets: set[int] = set()
@@ -55,9 +50,23 @@ class Server:
 
     # -- configuration-derived values ------------------------------------------------------------------------------
 
-    def apply_config(self) -> None:
-        """Recompute what handlers read on every request, so the hot path does no parsing."""
+    def _port_ranges(self) -> tuple[PortRange, PortRange]:
         section = self.config.server
+        return (
+            PortRange(section.getint("console_start_port_range", 2001), section.getint("console_end_port_range", 7000)),
+            PortRange(section.getint("udp_start_port_range", 10000), section.getint("udp_end_port_range", 20000)),
+        )
+
+    def apply_config(self) -> None:
+        """Recompute what handlers read on every request, so the hot path does no parsing.
+
+        New port ranges and console host apply to ports handed out from now on; ports already held stay held.
+        """
+        section = self.config.server
+        ports = getattr(self, "ports", None)
+        if ports is not None:
+            ports.console_range, ports.udp_range = self._port_ranges()
+            ports.console_host = self.console_host
         self.version = section.get("compatibility_version") or DEFAULT_COMPAT_VERSION
         self.local = section.getbool("local")
         self.host = section.get("host") or "127.0.0.1"
