@@ -208,3 +208,12 @@ class TestUdpPorts:
 async def test_udp_port_unknown_project(api) -> None:
     assert (await api.post(f"/v1/projects/{uuid.uuid4()}/ports/udp")).status == 404
     assert (await api.post("/v1/projects/nope/ports/udp")).status == 400
+
+
+async def test_reload_applies_new_port_ranges(api, gns3_server) -> None:
+    gns3_server.config.set("Server", "udp_start_port_range", "31500")
+    gns3_server.config.set("Server", "udp_end_port_range", "31600")
+    gns3_server.reload_config()
+    pid = (await api.post("/v1/projects", {"name": "ranges"})).json["project_id"]
+    port = (await api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
+    assert 31500 <= port <= 31600
