@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "dynamips"))
 
 import gns3_dynamips.plugin  # noqa: E402
-from lab import launch_vpc, plan_vpc, stop_vpc  # noqa: E402
+from lab import VPC  # noqa: E402
 
 from gns3core.app import create_app  # noqa: E402
 from gns3core.config import Config  # noqa: E402
@@ -51,21 +51,21 @@ async def run_backend(backend: str, ports: int, pings: int) -> dict:
             switch = (await reply.json())["device_id"]
             # Wired first, started second, as a GNS3 client builds a lab: dynamips 0.2.14 can deadlock when a port
             # is attached to a switch while it is forwarding frames (docs/dynamips.md).
-            vpcs_list = [plan_vpc(tmp_path, f"10.0.1.{n + 1}", n + 1) for n in range(ports)]
+            vpcs_list = [VPC(vpcs, tmp_path, f"10.0.1.{n + 1}", n + 1) for n in range(ports)]
             for number, vpc in enumerate(vpcs_list, start=1):
                 body = {"nio": vpc.nio(), "port_settings": {"type": "access", "vlan": 1}}
                 reply = await client.post(f"/v1/projects/{pid}/dynamips/devices/{switch}/ports/{number}/nio",
                                           json=body)
                 assert reply.status == 201, await reply.text()
-            await asyncio.gather(*(launch_vpc(vpcs, vpc) for vpc in vpcs_list))
+            await asyncio.gather(*(vpc.launch() for vpc in vpcs_list))
             setup = time.perf_counter() - began
             target = f"10.0.1.{ports}"
             await vpcs_list[0].ping(target, count=1)  # ARP warm-up
-            output = await vpcs_list[0].command(f"ping {target} -c {pings}", timeout=10 + 3 * pings)
+            output = await vpcs_list[0].command_async(f"ping {target} -c {pings}", timeout=10 + 3 * pings)
             rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", output)]
         finally:
             for vpc in vpcs_list:
-                stop_vpc(vpc)
+                vpc.stop()
             await client.close()
     return {
         "backend": backend,

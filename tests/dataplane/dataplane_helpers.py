@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from gns3core.testing.telnet import strip_telnet
+from gns3core.testing.vpcs import VPCSProcess
 
 
 def has_net_admin() -> bool:
@@ -147,77 +146,17 @@ def free_udp_port(span: int = 10) -> int:
     raise AssertionError("no free port found")
 
 
-class VPCS:
-    """One vpcs 0.5b2 process in the foreground (-F) in its own directory, driven through its telnet console."""
+class VPCS(VPCSProcess):
+    """vpcs named PC<number>, started at once with its address from startup.vpc (so both instances do their
+    duplicate-address check in parallel); connect() waits for its console."""
 
     def __init__(self, workdir: str, number: int, lport: int, rport: int, address: str | None = None) -> None:
-        self.console_port = free_udp_port()
-        self.lport = lport
-        os.makedirs(workdir, exist_ok=True)
-        with open(os.path.join(workdir, "startup.vpc"), "w") as script:
-            script.write(f"set pcname PC{number}\n")
-            if address:  # configured at start-up, so both instances do their duplicate-address check in parallel
-                script.write(f"ip {address}\n")
-        self.log = open(os.path.join(workdir, "vpcs.log"), "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            ["vpcs", "-p", str(self.console_port), "-m", str(number), "-i", "1", "-F", "-s", str(lport),
-             "-c", str(rport), "-t", "127.0.0.1", "startup.vpc"],
-            cwd=workdir, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.sock: socket.socket | None = None
+        startup = [f"set pcname PC{number}"] + ([f"ip {address}"] if address else [])
+        super().__init__(workdir, free_udp_port(), lport, rport, mac_id=number, startup=startup)
+        self.start()
 
     def connect(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", self.console_port), timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError(f"VPCS console {self.console_port} did not open") from None
-                time.sleep(0.05)
-        self.read_until(b"> ", 10)
-
-    def read_until(self, marker: bytes, timeout: float) -> str:
-        assert self.sock is not None
-        data = b""
-        deadline = time.monotonic() + timeout
-        while marker not in strip_telnet(data):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"VPCS: no {marker!r} in {strip_telnet(data)!r}")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            if not chunk:
-                raise AssertionError("VPCS console closed")
-            data += chunk
-        return strip_telnet(data).decode(errors="replace")
-
-    def command(self, line: str, timeout: float = 15.0) -> str:
-        assert self.sock is not None
-        self.sock.sendall(line.encode() + b"\n")
-        return self.read_until(b"> ", timeout)
-
-    def stop(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)  # the -F process and the VPC child it forked
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the forked child if it outlived its parent
-        except ProcessLookupError:
-            pass
-        self.log.close()
+        self.wait_console(timeout)
 
 
 def pcap_records(path: str) -> tuple[int, int]:

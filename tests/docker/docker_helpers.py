@@ -6,14 +6,13 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from gns3core.testing.telnet import strip_telnet
+from gns3core.testing.vpcs import VPCSProcess
 
 
 def require(program: str, package: str) -> str:
@@ -113,36 +112,13 @@ def _udp_free(port: int) -> bool:
     return True
 
 
-class VPCS:
-    """A real vpcs (0.5b2 command line) in the foreground, on a UDP tunnel, with an address from startup.vpc."""
+class VPCS(VPCSProcess):
+    """vpcs named PC-A with an address from startup.vpc, started at once (the test connects with its own Console)."""
 
     def __init__(self, workdir: Path, console: int, lport: int, rport: int, address: str = "10.0.0.1 24") -> None:
-        self.workdir = workdir
-        self.console = console
-        self.lport = lport
-        self.rport = rport
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "startup.vpc").write_text(f"set pcname PC-A\nip {address}\n")
-        vpcs = require("vpcs", "vpcs")
-        argv = [vpcs, "-p", str(console), "-m", "1", "-i", "1", "-F", "-s", str(lport), "-c", str(rport),
-                "-t", "127.0.0.1", "startup.vpc"]
-        with open(workdir / "vpcs.log", "wb") as log:
-            self.process = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self) -> None:
-        """End vpcs and its forked VPC (its own process group, led by the PID we started)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the forked VPC, if it outlived its parent
-        except ProcessLookupError:
-            pass
+        super().__init__(workdir, console, lport, rport, startup=["set pcname PC-A", f"ip {address}"],
+                         program=require("vpcs", "vpcs"))
+        self.start()
 
 
 def host_veths(prefix: str = "g3d") -> list[str]:

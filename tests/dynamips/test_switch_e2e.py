@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from lab import VPC, require_program, start_vpc, stop_vpc
+from lab import VPC, require_program
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,13 +33,13 @@ async def vpcs_lab(tmp_path: Path):
     started: list[VPC] = []
 
     async def make(ip: str) -> VPC:
-        vpc = await start_vpc(vpcs, tmp_path, ip, len(started) + 1)
+        vpc = VPC(vpcs, tmp_path, ip, len(started) + 1)
         started.append(vpc)
-        return vpc
+        return await vpc.launch()
 
     yield make
     for vpc in started:
-        stop_vpc(vpc)
+        vpc.stop()
 
 
 async def make_switch(api, pid: str, name: str) -> str:

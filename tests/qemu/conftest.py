@@ -10,17 +10,13 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import gns3_qemu.plugin
-import psutil
 import pytest
 import pytest_asyncio
 
@@ -30,6 +26,7 @@ import guest as guest_builder  # noqa: E402
 from qemu_helpers import SerialConsole  # noqa: E402,F401
 
 from gns3core.testing import require  # noqa: E402
+from gns3core.testing.vpcs import VPCSProcess  # noqa: E402
 
 
 @pytest.fixture
@@ -104,57 +101,18 @@ def free_tcp_port() -> int:
         return sock.getsockname()[1]
 
 
-class VPCSPeer:
-    """A real vpcs with IP 10.0.0.1/24 at the other end of a UDP tunnel (started directly, no plugin)."""
-
-    def __init__(self, workdir: Path, lport: int, rport: int) -> None:
-        self.lport, self.rport = lport, rport
-        self.console = free_tcp_port()
-        (workdir / "startup.vpc").write_text("ip 10.0.0.1 24\n")
-        self.log = open(workdir / "vpcs.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            ["vpcs", "-p", str(self.console), "-m", "1", "-i", "1", "-F", "-s", str(lport), "-c", str(rport),
-             "-t", "127.0.0.1", "startup.vpc"],
-            cwd=workdir, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        """End the VPC child too: it runs in a session of its own and outlives a SIGKILLed parent."""
-        try:
-            children = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        self.proc.terminate()
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(3)
-        for child in children:
-            try:
-                child.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(children, timeout=3)
-        self.log.close()
-
-
 @pytest.fixture
-def vpcs_peer(tmp_path: Path) -> Iterator[VPCSPeer]:
+def vpcs_peer(tmp_path: Path) -> Iterator[VPCSProcess]:
+    """A real vpcs with IP 10.0.0.1/24 at the other end of a UDP tunnel (started directly, no plugin)."""
     require(shutil.which("vpcs") is not None, "vpcs is not installed (apt-get install vpcs)")
     vpcs_port, qemu_port = free_udp_pair()
-    workdir = tmp_path / "vpcs"
-    workdir.mkdir()
-    peer = VPCSPeer(workdir, vpcs_port, qemu_port)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # ready once its console listens
-        try:
-            socket.create_connection(("127.0.0.1", peer.console), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield peer
-    peer.stop()
+    peer = VPCSProcess(tmp_path / "vpcs", free_tcp_port(), vpcs_port, qemu_port, startup=["ip 10.0.0.1 24"])
+    peer.start()
+    try:
+        peer.wait_console(5)
+        yield peer
+    finally:
+        peer.stop()
 
 
 class Notifications:
