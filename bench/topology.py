@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,15 +28,10 @@ from typing import Any
 import aiohttp
 import psutil
 
+from gns3core.testing.ports import free_tcp_port
 from gns3core.testing.telnet import strip_telnet
 
 PROMPT = re.compile(rb"[\w.\-\[\]]+> ?$")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def vpcs_version(path: str) -> str | None:

@@ -11,19 +11,11 @@ import threading
 import pytest
 
 from gns3core.dataplane import DataPlane, DataPlaneError, UDPEndpoint, UnixEndpoint
+from gns3core.testing.ports import udp_port_is_free
 
 
 def dataplane_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith("dataplane-")]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.mark.asyncio
@@ -74,7 +66,7 @@ async def test_update_endpoint_keeps_other_side(dataplane, udp_peers):
     peer.settimeout(2)
     try:
         await bridge.update_endpoint("b", UnixEndpoint(local, remote))
-        assert port_is_free(b.lport)
+        assert udp_port_is_free(b.lport)
         left.send(b"to-unix", a.lport)
         assert peer.recv(100) == b"to-unix"
         peer.sendto(b"from-unix", local)
@@ -120,7 +112,7 @@ async def test_close_releases_everything():
     await plane.close()
     assert all(bridge.closed for bridge in bridges)
     assert len(dataplane_threads()) == baseline
-    assert all(port_is_free(port) for port in ports)
+    assert all(udp_port_is_free(port) for port in ports)
     assert plane.bridges == {}
     with pytest.raises(DataPlaneError):
         await plane.create_bridge("late", UDPEndpoint(0, "127.0.0.1", 9), UDPEndpoint(0, "127.0.0.1", 9))

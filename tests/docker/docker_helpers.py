@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gns3core.testing.ports import udp_port_is_free
 from gns3core.testing.telnet import strip_telnet
 from gns3core.testing.vpcs import VPCSProcess
 
@@ -92,24 +93,9 @@ def free_udp_port(avoid: set[int] | None = None, also: tuple[int, ...] = ()) -> 
             port = probe.getsockname()[1]
         if port in avoid or port + max(also, default=0) > 65535:
             continue
-        if all(_udp_free(port + offset) for offset in (0, *also)):
+        if all(udp_port_is_free(port + offset) for offset in (0, *also)):
             return port
     raise RuntimeError("no free UDP port found")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
 
 
 class VPCS(VPCSProcess):

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_helpers import VPCS, Console, free_tcp_port, free_udp_port, host_veths, require
+from docker_helpers import VPCS, Console, free_udp_port, host_veths, require
 from dockerd import TEST_IMAGE, Dockerd
 
 from gns3core.ports import tcp_port_is_free
+from gns3core.testing.ports import free_tcp_port
 
 pytestmark = pytest.mark.timeout(240)
 

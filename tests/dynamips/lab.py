@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import random
 import re
 import shutil
-import socket
 from pathlib import Path
 
 from gns3core.testing import require
+from gns3core.testing.ports import free_tcp_port
+from gns3core.testing.ports import free_vpcs_udp_port as free_udp_port
 from gns3core.testing.vpcs import VPCSProcess
-
-_taken: set[int] = set()
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_udp_port() -> int:
-    """A UDP port that is free together with port+9 (vpcs 0.5b2 binds lport+9 too), never handed out twice."""
-    for _ in range(1000):
-        port = random.randrange(30000, 39000)
-        block = set(range(port, port + 10))
-        if block & _taken:
-            continue
-        if _udp_free(port) and _udp_free(port + 9):
-            _taken.update(block)
-            return port
-    raise RuntimeError("no free UDP port")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class VPC(VPCSProcess):

@@ -26,6 +26,7 @@ import guest as guest_builder  # noqa: E402
 from qemu_helpers import SerialConsole  # noqa: E402,F401
 
 from gns3core.testing import require  # noqa: E402
+from gns3core.testing.ports import free_tcp_port
 from gns3core.testing.vpcs import VPCSProcess  # noqa: E402
 
 
@@ -93,12 +94,6 @@ def free_udp_pair() -> tuple[int, int]:
                 continue
         ports.append(port)
     return ports[0], ports[1]
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import importlib.metadata
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,16 +20,11 @@ from vpcs_helpers import CONSOLE_RANGE, UDP_RANGE, Console, leftovers, vpcs_tree
 
 from gns3core.testing import require
 from gns3core.testing.client import ApiClient
+from gns3core.testing.ports import free_tcp_port
 
 pytestmark = pytest.mark.usefixtures("vpcs_binary")
 
 REPLY = re.compile(r"(?:84 bytes from )?192\.168\.1\.1 icmp_seq=\d+ ttl=64 time=")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_command(config: Path, port: int | None = None) -> list[str]:
