@@ -152,3 +152,17 @@ async def list_binaries(img: bool = False) -> list[dict[str, str]]:
     flag = "--version" if img else "-version"
     versions = await asyncio.gather(*(version_of(str(p), flag) for p in paths))
     return [{"path": str(p), "version": v} for p, v in zip(paths, versions, strict=True)]
+
+
+async def run_tool(argv: list[str], failure: str, timeout: float = 120) -> str:
+    """Run a helper program (qemu-img) to completion; 409 with its own words when it fails."""
+    try:
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (OSError, TimeoutError) as exc:
+        raise EmulatorError(f"{failure}: {exc}") from exc
+    if proc.returncode != 0:
+        words = (err or out).decode(errors="replace").strip()
+        raise EmulatorError(f"{failure}: {words}")
+    return out.decode(errors="replace")

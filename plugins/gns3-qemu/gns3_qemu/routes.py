@@ -60,13 +60,9 @@ async def create_img(request: ApiRequest) -> web.Response | None:
     argv += [str(destination), f"{body['size']}M"]
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out, _ = await asyncio.wait_for(proc.communicate(), 300)
-    except (OSError, TimeoutError) as exc:
+    except OSError as exc:
         raise EmulatorError(f"Could not create disk image {destination}: {exc}") from exc
-    if proc.returncode != 0:
-        raise EmulatorError(f"Could not create disk image {destination}: {out.decode(errors='replace').strip()}")
+    await binaries.run_tool(argv, f"Could not create disk image {destination}", timeout=300)
     return None
 
 

@@ -344,10 +344,11 @@ class QemuVM(BaseVM):
         if overlay.exists():
             return str(overlay)
         qemu_img = binaries.qemu_img_for(qemu_path)
-        info = await _run([qemu_img, "info", "--output=json", str(base)], f"Could not read disk image {base}")
+        info = await binaries.run_tool([qemu_img, "info", "--output=json", str(base)],
+                                       f"Could not read disk image {base}")
         base_format = json.loads(info).get("format", "raw")
-        await _run([qemu_img, "create", "-f", "qcow2", "-F", base_format, "-b", str(base.absolute()), str(overlay)],
-                   f"Could not create the linked clone of {base}")
+        clone = [qemu_img, "create", "-f", "qcow2", "-F", base_format, "-b", str(base.absolute()), str(overlay)]
+        await binaries.run_tool(clone, f"Could not create the linked clone of {base}")
         return str(overlay)
 
     def _qemu_exited(self, process: ManagedProcess, returncode: int, output: str) -> None:
@@ -427,19 +428,6 @@ class QemuVM(BaseVM):
     async def reload(self) -> None:
         if self.running and self._monitor is not None:
             await self.monitor_command("system_reset")
-
-
-async def _run(argv: list[str], failure: str) -> str:
-    """Run a helper program (qemu-img) to completion; 409 with its own words when it fails."""
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-    except (OSError, TimeoutError) as exc:
-        raise EmulatorError(f"{failure}: {exc}") from exc
-    if proc.returncode != 0:
-        raise EmulatorError(f"{failure}: {err.decode(errors='replace').strip()}")
-    return out.decode(errors="replace")
 
 
 def _quote(arg: str) -> str:
