@@ -18,15 +18,15 @@ import multiprocessing
 import os
 import selectors
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from gns3core.testing.server import ServerProcess, write_config
 
 PATH = "/v1/version"
 
@@ -84,51 +84,6 @@ end
 
 
 # -- the server under test --------------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_command() -> list[str]:
-    exe = shutil.which("gns3server")
-    return [exe] if exe else [sys.executable, "-m", "gns3core"]
-
-
-def start_server(workdir: Path, port: int) -> subprocess.Popen:
-    config = workdir / "gns3_server.conf"
-    config.write_text(
-        "[Server]\n"
-        f"projects_path = {workdir / 'projects'}\n"
-        f"images_path = {workdir / 'images'}\n"
-    )
-    argv = server_command() + ["--host", "127.0.0.1", "--port", str(port), "--config", str(config), "--local",
-                               "--quiet"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gns3server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{PATH}", timeout=1) as reply:
-                if reply.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    stop_server(proc)
-    raise SystemExit("gns3server did not answer within 30 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
 
 def server_cpu_seconds(pid: int) -> float:
     """User + system CPU time of the server process so far (from /proc, no extra dependency)."""
@@ -272,21 +227,21 @@ def main() -> int:
         client = "wrk" if shutil.which("wrk") else "python"
     with tempfile.TemporaryDirectory(prefix="gns3-bench-") as tmp:
         workdir = Path(tmp)
-        port = free_port()
-        proc = start_server(workdir, port)
+        server = ServerProcess(write_config(workdir / "gns3_server.conf", workdir)).start()
+        port, pid = server.port, server.pid
         try:
             runs = []
             for _ in range(args.runs):
-                cpu_before = server_cpu_seconds(proc.pid)
+                cpu_before = server_cpu_seconds(pid)
                 if client == "wrk":
                     run = run_wrk(port, args.requests, args.concurrency, workdir)
                 else:
                     run = run_python_client(port, args.requests, args.concurrency)
                 # CPU time the server spent per request: unlike req/s, barely moved by other load on the machine.
-                run["server_cpu_us_per_request"] = (server_cpu_seconds(proc.pid) - cpu_before) / run["requests"] * 1e6
+                run["server_cpu_us_per_request"] = (server_cpu_seconds(pid) - cpu_before) / run["requests"] * 1e6
                 runs.append(run)
         finally:
-            stop_server(proc)
+            server.stop()
     rates = [r["requests_per_s"] for r in runs]
     best = max(runs, key=lambda r: r["requests_per_s"])
     result = {

@@ -18,10 +18,8 @@ import json
 import os
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,11 +27,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from gns3core.testing.server import ServerProcess, write_config
 
 
 def ms(values: list[float]) -> dict[str, float]:
@@ -133,23 +127,11 @@ async def bench_upload(session: aiohttp.ClientSession, base: str, server_pid: in
 async def main(rounds: int, mib: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="gns3-bench-qemu-") as tmp:
         root = Path(tmp)
-        port = free_port()
-        config = root / "server.ini"
-        config.write_text(f"[Server]\nhost = 127.0.0.1\nprojects_path = {root / 'projects'}\n"
-                          f"images_path = {root / 'images'}\n")
-        env = {**os.environ, "GNS3_PLUGINS": "qemu"}
-        server = subprocess.Popen([sys.executable, "-m", "gns3core", "--host", "127.0.0.1", "--port", str(port),
-                                   "--config", str(config), "--local", "--quiet"], env=env, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
+        config = write_config(root / "server.ini", root, Server={"host": "127.0.0.1"})
+        server = ServerProcess(config, plugins="qemu").start()
+        base = server.url
         try:
             async with aiohttp.ClientSession() as session:
-                for _ in range(200):
-                    try:
-                        async with session.get(f"{base}/v1/version") as response:
-                            if response.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        await asyncio.sleep(0.05)
                 async with session.post(f"{base}/v1/projects", json={"name": "bench"}) as response:
                     project_id = (await response.json())["project_id"]
                 result = {"start": await bench_start(session, base, project_id, rounds)}
@@ -157,12 +139,7 @@ async def main(rounds: int, mib: int) -> dict:
                 async with session.delete(f"{base}/v1/projects/{project_id}"):
                     pass
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            server.stop()
     result["cpu_count"] = os.cpu_count()
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return result

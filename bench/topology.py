@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import psutil
 
-from gns3core.testing.ports import free_tcp_port
+from gns3core.testing.server import ServerProcess, write_config
 from gns3core.testing.telnet import strip_telnet
 
 PROMPT = re.compile(rb"[\w.\-\[\]]+> ?$")
@@ -174,23 +174,6 @@ class Bench:
         }
 
 
-async def wait_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"gns3server exited with {process.returncode}")
-            try:
-                async with session.get(url + "/v1/version") as reply:
-                    if reply.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("gns3server did not answer")
-            await asyncio.sleep(0.05)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=40, help="number of VPCS VMs (default 40)")
@@ -200,22 +183,15 @@ def main() -> int:
     if not args.vpcs:
         raise SystemExit("vpcs is not installed (apt-get install vpcs)")
     with tempfile.TemporaryDirectory(prefix="gns3-topology-") as tmp:
-        config = Path(tmp) / "gns3_server.conf"
-        config.write_text(f"[Server]\nprojects_path = {tmp}/projects\nimages_path = {tmp}/images\n"
-                          "console_start_port_range = 27000\nconsole_end_port_range = 27999\n"
-                          "udp_start_port_range = 28000\nudp_end_port_range = 29999\n"
-                          f"[VPCS]\nvpcs_path = {args.vpcs}\n")
-        port = free_tcp_port()
-        env = {**os.environ, "GNS3_PLUGINS": "vpcs"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gns3core", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
-             "--local", "--quiet"], env=env, stdin=subprocess.DEVNULL)
+        config = write_config(Path(tmp) / "gns3_server.conf", Path(tmp),
+                              Server={"console_start_port_range": 27000, "console_end_port_range": 27999,
+                                      "udp_start_port_range": 28000, "udp_end_port_range": 29999},
+                              VPCS={"vpcs_path": args.vpcs})
+        process = ServerProcess(config, plugins="vpcs").start()
         server = psutil.Process(process.pid)
         started: set[int] = set()
         try:
-            url = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_ready(url, process))
-            bench = Bench(url, server, args.n, args.concurrency)
+            bench = Bench(process.url, server, args.n, args.concurrency)
 
             async def go() -> dict[str, Any]:
                 bench.limit = asyncio.Semaphore(args.concurrency)
@@ -225,12 +201,7 @@ def main() -> int:
         finally:
             if server.is_running():
                 started.update(p.pid for p in server.children(recursive=True))
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.stop()
             for pid in started:  # only what this benchmark's server started
                 try:
                     os.kill(pid, signal.SIGKILL)

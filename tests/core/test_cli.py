@@ -22,14 +22,10 @@ import psutil
 import pytest
 
 import gns3core
+from gns3core.testing.ports import free_tcp_port
+from gns3core.testing.server import ServerProcess
 
 EXAMPLE_DIR = Path(__file__).parent.parent / "example_plugin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gns3server() -> list[str]:
@@ -74,50 +70,15 @@ def config_file(tmp_path: Path) -> Path:
     return path
 
 
-class RunningServer:
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
-        self.port = port
-        self.log = log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}: {log.read_text()}")
-            try:
-                if http(port, "GET", "/v1/version", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"server did not answer: {log.read_text()}")
-
-    def kill(self) -> None:
-        """Clean-up after a failed test: the server and every emulator process it started (their own sessions)."""
-        if self.proc.poll() is None:
-            try:
-                children = psutil.Process(self.proc.pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                children = []
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            for child in children:
-                try:
-                    child.kill()
-                except psutil.NoSuchProcess:
-                    pass
-
-
 @pytest.fixture
 def start_server(tmp_path: Path, config_file: Path, plugin_env: dict[str, str]):
-    servers: list[RunningServer] = []
+    servers: list[ServerProcess] = []
 
-    def start(*extra: str) -> RunningServer:
-        port = free_port()
-        argv = gns3server() + ["--host", "127.0.0.1", "--port", str(port), "--config", str(config_file), *extra]
-        server = RunningServer(argv, plugin_env, port, tmp_path / f"server-{port}.log")
+    def start(*extra: str) -> ServerProcess:
+        server = ServerProcess(config_file, args=extra, env=plugin_env, command=gns3server(),
+                               log=tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
-        return server
+        return server.start()
 
     yield start
     for server in servers:
@@ -252,7 +213,7 @@ def test_pid_and_log_files(start_server, tmp_path, plugin_env, config_file) -> N
     server = start_server("--pid", str(pid_file), "--log", str(log_file))
     assert pid_file.read_text().strip() == str(server.proc.pid)
     # A second server with the same pid file refuses to start while the first one lives.
-    second = subprocess.run(gns3server() + ["--port", str(free_port()), "--config", str(config_file), "--pid",
+    second = subprocess.run(gns3server() + ["--port", str(free_tcp_port()), "--config", str(config_file), "--pid",
                                             str(pid_file)], capture_output=True, text=True, env=plugin_env, timeout=60)
     assert second.returncode == 1
     assert f"already running with pid {server.proc.pid}" in second.stderr

@@ -6,7 +6,6 @@ import asyncio
 import importlib.metadata
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,66 +19,42 @@ from vpcs_helpers import CONSOLE_RANGE, UDP_RANGE, Console, leftovers, vpcs_tree
 
 from gns3core.testing import require
 from gns3core.testing.client import ApiClient
-from gns3core.testing.ports import free_tcp_port
+from gns3core.testing.server import ServerProcess, write_config
 
 pytestmark = pytest.mark.usefixtures("vpcs_binary")
 
 REPLY = re.compile(r"(?:84 bytes from )?192\.168\.1\.1 icmp_seq=\d+ ttl=64 time=")
 
 
-def server_command(config: Path, port: int | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "gns3core", "--config", str(config)]
-    if port is not None:
-        argv += ["--host", "127.0.0.1", "--port", str(port), "--local", "--quiet"]
-    return argv
-
-
 @pytest.fixture
 def server_config(tmp_path: Path) -> Path:
     installed = [ep.name for ep in importlib.metadata.entry_points(group="gns3server.plugins")]
     require("vpcs" in installed, "the gns3-vpcs distribution is not installed (pip install -e plugins/gns3-vpcs)")
-    config = tmp_path / "gns3_server.conf"
-    config.write_text(f"[Server]\nprojects_path = {tmp_path / 'projects'}\nimages_path = {tmp_path / 'images'}\n"
-                      f"console_start_port_range = {CONSOLE_RANGE[0]}\nconsole_end_port_range = {CONSOLE_RANGE[1]}\n"
-                      f"udp_start_port_range = {UDP_RANGE[0]}\nudp_end_port_range = {UDP_RANGE[1]}\n")
-    return config
+    return write_config(tmp_path / "gns3_server.conf", tmp_path, Server={
+        "console_start_port_range": CONSOLE_RANGE[0], "console_end_port_range": CONSOLE_RANGE[1],
+        "udp_start_port_range": UDP_RANGE[0], "udp_end_port_range": UDP_RANGE[1]})
 
 
 @pytest_asyncio.fixture
-async def server(server_config: Path) -> AsyncIterator[tuple[ApiClient, subprocess.Popen]]:
-    port = free_tcp_port()
-    env = {**os.environ, "GNS3_PLUGINS": "vpcs"}
-    process = subprocess.Popen(server_command(server_config, port), env=env, stdin=subprocess.DEVNULL)
-    session = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}")
+async def server(server_config: Path) -> AsyncIterator[tuple[ApiClient, ServerProcess]]:
+    process = ServerProcess(server_config, plugins="vpcs").start()
+    session = aiohttp.ClientSession(base_url=process.url)
     try:
-        for _ in range(200):
-            try:
-                async with session.get("/v1/version") as reply:
-                    if reply.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                assert process.poll() is None, "gns3server exited at start"
-                await asyncio.sleep(0.05)
         yield ApiClient(session), process
     finally:
         await session.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.stop()
 
 
 def test_list_plugins_reports_vpcs(server_config: Path, vpcs_binary: str) -> None:
     env = {**os.environ, "GNS3_PLUGINS": "vpcs"}
-    done = subprocess.run([*server_command(server_config), "--list-plugins"], capture_output=True, text=True,
-                          env=env, timeout=30, check=False)
+    done = subprocess.run([sys.executable, "-m", "gns3core", "--config", str(server_config), "--list-plugins"],
+                          capture_output=True, text=True, env=env, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert re.search(rf"emulator vpcs: program found \({re.escape(vpcs_binary)}, version [0-9a-z.]+\)", done.stdout)
 
 
-async def test_sample_session(server: tuple[ApiClient, subprocess.Popen]) -> None:
+async def test_sample_session(server: tuple[ApiClient, ServerProcess]) -> None:
     api, process = server
     project = (await api.post("/v1/projects", {"name": "test"})).json
     base = f"/v1/projects/{project['project_id']}"
