@@ -164,14 +164,18 @@ class DockerVM(BaseVM):
             await self.manager.watch_events()  # subscribed first: an immediate exit is not missed
             self._expect_exit = False
             await self.engine.query("POST", f"/containers/{self.cid}/start")
-            try:
-                await self._after_start()
-            except BaseException:
-                self._expect_exit = True
-                await self._teardown()
-                await self._kill()
-                raise
+            await self._after_start_or_kill()
             self.set_started()
+
+    async def _after_start_or_kill(self) -> None:
+        """Wire the running container; if that fails, the container goes down again rather than half-wired."""
+        try:
+            await self._after_start()
+        except BaseException:
+            self._expect_exit = True
+            await self._teardown()
+            await self._kill()
+            raise
 
     async def _after_start(self) -> None:
         state = (await self._inspect())["State"]
@@ -234,11 +238,8 @@ class DockerVM(BaseVM):
             self._expect_exit = False
             self.status = "started"
             try:
-                await self._after_start()
+                await self._after_start_or_kill()
             except BaseException:
-                self._expect_exit = True
-                await self._teardown()
-                await self._kill()
                 self.set_stopped()
                 raise
 
