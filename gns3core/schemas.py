@@ -12,6 +12,27 @@ UUID = {"type": "string", "minLength": 36, "maxLength": 36, "pattern": UUID_PATT
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 CONSOLE_PORT = {"description": "console TCP port", "minimum": 1, "maximum": 65535, "type": ["integer", "null"]}
 
+# Length limits. Every string a client sends has one, so no value is large enough to make a parser, a program or a
+# log line slow; a value over its limit is a 400 before any handler runs.
+NAME_LENGTH = 256  # node, project and device names, identifiers, enum-like words
+FILE_NAME_LENGTH = 255  # one path component (NAME_MAX)
+PATH_LENGTH = 4096  # a path on the host (PATH_MAX)
+HOST_LENGTH = 253  # a host name or address (the DNS limit)
+COMMAND_LINE_LENGTH = 8192  # extra options and start commands
+CONFIG_LENGTH = 1024 * 1024  # router configurations, startup scripts, environment blocks
+
+
+def string(max_length: int, description: str = "", *, nullable: bool = False, min_length: int | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """A string field with its length limit (and optionally null); `extra` adds pattern, enum and the like."""
+    schema: dict[str, Any] = {"type": ["string", "null"] if nullable else "string", "maxLength": max_length}
+    if description:
+        schema["description"] = description
+    if min_length is not None:
+        schema["minLength"] = min_length
+    schema.update(extra)
+    return schema
+
 
 def obj(properties: dict[str, Any], required: list[str] | None = None, description: str = "",
         strict: bool = True) -> dict[str, Any]:
@@ -176,15 +197,44 @@ def nio_schema(exclude: tuple[str, ...] = ()) -> dict[str, Any]:
 
 NIO = nio_schema()
 
+# One start_capture schema for every kind (api-1.5-release §7): the 1.5.4 client always sends `data_link_type`, a
+# seed-era client may leave it out (the capture is then Ethernet, DLT_EN10MB).
 CAPTURE = obj(
     {
-        "capture_file_name": {"description": "Capture file name", "type": "string", "minLength": 1},
-        "data_link_type": {"description": "PCAP data link type", "type": "string", "minLength": 1},
+        "capture_file_name": string(FILE_NAME_LENGTH, "Capture file name", min_length=1),
+        "data_link_type": string(NAME_LENGTH, "PCAP data link type", min_length=1),
     },
-    required=["capture_file_name", "data_link_type"], description="Request validation to start a packet capture",
+    required=["capture_file_name"], description="Request validation to start a packet capture",
 )
 
 CAPTURE_RESULT = obj(
     {"pcap_file_path": {"description": "Absolute path of the capture file", "type": "string"}},
     required=["pcap_file_path"],
 )
+
+
+# -- the VM object shared by every kind ---------------------------------------------------------------------------
+
+VM_ID = {"description": "VM UUID", **UUID}
+VM_ID_CREATE = {"description": "VM identifier (a UUID, or the integer id of a pre-1.3 project)",
+                "oneOf": [UUID, {"type": "integer"}]}
+VM_STATUS = {"description": "VM status", "enum": ["started", "stopped", "suspended"]}
+COMMAND_LINE = {"description": "The emulator's command line of the last start (\"\" before the first start)",
+                "type": "string"}
+
+BASE_VM_PROPERTIES: dict[str, Any] = {
+    "name": {"description": "VM name", "type": "string", "minLength": 1},
+    "vm_id": VM_ID,
+    "project_id": {"description": "Project UUID", **UUID},
+    "console": {"description": "console TCP port", "type": ["integer", "null"], "minimum": 1, "maximum": 65535},
+    "status": VM_STATUS,
+}
+
+
+def vm_object(properties: dict[str, Any], required: list[str] | None = None, description: str = "VM instance"
+              ) -> dict[str, Any]:
+    """A kind's VM object: what `BaseVM.as_json` gives (name, vm_id, project_id, console, status) plus `properties`."""
+    base_required = ["name", "vm_id", "project_id", "status"]
+    return obj({**BASE_VM_PROPERTIES, **properties},
+               required=base_required + [r for r in required or [] if r not in base_required],
+               description=description)

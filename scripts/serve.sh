@@ -4,6 +4,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$here/system-packages.sh"
 bash "$here/python-packages.sh"
+export PATH="$here/../.venv/bin:$PATH"
 
 # The Docker plugin needs a running engine. Where none answers (no init system starts one here), start dockerd
 # without its own bridge and NAT rules: containers get their links from the server, never from docker0.

@@ -11,6 +11,10 @@ sys.path.insert(0, str(Path(__file__).parent / "example_plugin"))
 
 import gns3_example  # noqa: E402
 
+from gns3core.testing.client import ApiClient  # noqa: E402
+
+pytest_plugins = ["gns3core.testing.fixtures"]
+
 
 @pytest.fixture
 def gns3_plugins():
@@ -20,3 +24,16 @@ def gns3_plugins():
 @pytest.fixture
 def gns3_use_entry_points() -> bool:
     return False
+
+
+# Short names for this repository's own tests; the kit's fixtures are prefixed so they never collide elsewhere.
+
+
+@pytest.fixture
+def api(gns3_api: ApiClient) -> ApiClient:
+    return gns3_api
+
+
+@pytest.fixture
+def project(gns3_project: dict) -> dict:
+    return gns3_project

@@ -37,6 +37,7 @@ def vm_routes(
     id_param: str = "vm_id",
     adapters: bool = True,
     segment: str | None = None,
+    start_returns_vm: bool = False,
 ) -> list[Route]:
     """Routes for `/v1/projects/{project_id}/<segment>/<collection>/...` (`segment` defaults to the kind's name).
 
@@ -44,6 +45,8 @@ def vm_routes(
 
     `adapters=False` gives the device form `.../ports/{port_number}/nio` (Dynamips switches and hubs).
     `capture` is the start_capture input schema, or None when the kind cannot capture.
+    `start_returns_vm`: `start` answers 200 with the VM object, as the released 1.5.x line does for VPCS, Qemu and
+    IOU (the 1.5.4 client reads `command_line` from it); otherwise 204 with no body.
     """
     base = f"/v1/projects/{{project_id}}/{segment or kind}/{collection}"
     item = f"{base}/{{{id_param}}}"
@@ -68,8 +71,10 @@ def vm_routes(
         await manager_of(request, kind).delete_vm(vm)
 
     def action_handler(action: str):
-        async def run_action(request: ApiRequest) -> None:
-            await getattr(vm_of(request, kind), action)()
+        async def run_action(request: ApiRequest) -> dict[str, Any] | None:
+            vm = vm_of(request, kind)
+            await getattr(vm, action)()
+            return vm.as_json() if action == "start" and start_returns_vm else None
 
         run_action.__name__ = f"{kind}_{action}"
         return run_action
@@ -115,7 +120,9 @@ def vm_routes(
     for action in actions:
         if action not in ACTIONS:
             raise ValueError(f"Unknown action {action!r}")
-        routes.append(Route("POST", f"{item}/{action}", action_handler(action), 204,
+        returns_vm = action == "start" and start_returns_vm
+        routes.append(Route("POST", f"{item}/{action}", action_handler(action), 200 if returns_vm else 204,
+                            output=output if returns_vm else None,
                             description=f"{action.capitalize()} a {kind} {noun}"))
     if nio is not None:
         routes.append(Route("POST", port + "/nio", add_nio, 201, input=nio, output=nio,

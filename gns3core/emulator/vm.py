@@ -12,6 +12,7 @@ from gns3core.emulator.nio import NIO, NIOUDP
 from gns3core.errors import Conflict
 
 if TYPE_CHECKING:
+    from gns3core.emulator.links import LinkWiring
     from gns3core.emulator.manager import VMManager
     from gns3core.projects import Project
 
@@ -34,6 +35,9 @@ class BaseVM:
 
     process_name = "Emulator"
     allocate_console = True  # Docker containers have none at creation
+    # Set by plugins whose ports are joined to their NIOs by the core's data plane (see gns3core.emulator.links):
+    # NIO changes and captures then go through it.
+    links: LinkWiring | None = None
 
     def __init__(self, manager: VMManager, project: Project, vm_id: str, name: str, console: int | None = None):
         self.manager = manager
@@ -76,6 +80,7 @@ class BaseVM:
             "vm_id": self.id,
             "project_id": self.project.id,
             "console": self.console,
+            "status": self.status,
         }
 
     # -- console ---------------------------------------------------------------------------------------------------
@@ -143,6 +148,8 @@ class BaseVM:
             if self.running:
                 await self.stop()
         finally:
+            if self.links is not None and self.links.active:
+                await self.links.stop()
             self.server.ports.release_tcp_port(self.console, self.project.id)
             for adapter in self.adapters:
                 for nio in adapter.ports.values():
@@ -194,9 +201,14 @@ class BaseVM:
         return self.check_port(adapter_number, port_number).ports.get(port_number)
 
     async def add_nio(self, adapter_number: int, port_number: int, nio: NIO) -> None:
-        """Attach (or replace) the NIO of a port; subclasses wire it into a running emulator and call super()."""
+        """Attach (or replace) the NIO of a port; with `links`, a running VM is wired at once (nothing changes when
+        that fails). Other subclasses wire it into their running emulator and call super()."""
         adapter = self.check_port(adapter_number, port_number)
         old = adapter.ports.get(port_number)
+        if old is not None and old is not nio and old.capturing and not nio.capturing:
+            nio.capture_file, nio.capture_dlt = old.capture_file, old.capture_dlt  # a capture outlives a re-link
+        if self.links is not None:
+            await self.links.nio_added(adapter_number, port_number, nio)
         if old is not None and old is not nio:
             self.release_nio(old, keep=nio)
         adapter.ports[port_number] = nio
@@ -204,6 +216,8 @@ class BaseVM:
     async def remove_nio(self, adapter_number: int, port_number: int) -> NIO | None:
         """Detach a port's NIO (a port without one is fine) and release its tunnel port."""
         adapter = self.check_port(adapter_number, port_number)
+        if self.links is not None:
+            await self.links.nio_removed(adapter_number, port_number)
         nio = adapter.ports.pop(port_number, None)
         if nio is not None:
             self.release_nio(nio)
@@ -214,7 +228,14 @@ class BaseVM:
             self.server.ports.release_udp_port(nio.lport, self.project.id)
 
     async def start_capture(self, adapter_number: int, port_number: int, path: Path, data_link_type: str) -> None:
-        raise Conflict(f"Packet capture is not supported by {self.manager.kind}")
+        """Capture a port to `path` (pcap); with `links` the port's bridge writes it."""
+        if self.links is None:
+            raise Conflict(f"Packet capture is not supported by {self.manager.kind}")
+        self.check_port(adapter_number, port_number)
+        await self.links.start_capture(adapter_number, port_number, path, data_link_type)
 
     async def stop_capture(self, adapter_number: int, port_number: int) -> None:
-        raise Conflict(f"Packet capture is not supported by {self.manager.kind}")
+        if self.links is None:
+            raise Conflict(f"Packet capture is not supported by {self.manager.kind}")
+        self.check_port(adapter_number, port_number)
+        await self.links.stop_capture(adapter_number, port_number)

@@ -6,8 +6,8 @@ Subclass `EmulatorConformance` in a test module, set the class attributes, and p
         emulator = "myemu"
         create_body = {"name": "node"}
 
-The fixtures of `gns3core.testing.fixtures` (`api`, `project`, `gns3_server`) are available automatically once
-gns3core is installed.
+The fixtures come from the pytest plugin `gns3core.testing.fixtures` (`gns3_api`, `gns3_project`, `gns3_server`);
+opt in with `pytest_plugins = ["gns3core.testing.fixtures"]` in the test suite's top-level conftest.py.
 """
 
 from __future__ import annotations
@@ -68,137 +68,140 @@ class EmulatorConformance:
 
     # -- tests -------------------------------------------------------------------------------------------------------
 
-    async def test_create_get_delete(self, api: ApiClient, project: dict[str, Any]) -> None:
-        pid = project["project_id"]
-        vm = await self.created(api, pid)
+    async def test_create_get_delete(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        pid = gns3_project["project_id"]
+        vm = await self.created(gns3_api, pid)
         vm_id = vm[self.id_field]
         uuid.UUID(vm_id)
         assert vm["project_id"] == pid
         assert vm["name"] == self.create_body["name"]
-        reply = await api.get(f"{self.base(pid)}/{vm_id}")
+        reply = await gns3_api.get(f"{self.base(pid)}/{vm_id}")
         assert reply.status == 200
         assert reply.json == vm
         assert reply.headers["Content-Type"] == "application/json"
         assert reply.headers["X-Route"].endswith("{" + (self.id_param or self.id_field) + "}")
-        reply = await api.delete(f"{self.base(pid)}/{vm_id}")
+        reply = await gns3_api.delete(f"{self.base(pid)}/{vm_id}")
         assert reply.status == 204
-        reply = await api.get(f"{self.base(pid)}/{vm_id}")
+        reply = await gns3_api.get(f"{self.base(pid)}/{vm_id}")
         assert reply.status == 404
         assert reply.json["status"] == 404 and vm_id in reply.json["message"]
 
-    async def test_create_with_known_id_returns_it(self, api: ApiClient, project: dict[str, Any]) -> None:
-        pid = project["project_id"]
-        vm = await self.created(api, pid)
-        again = await self.create(api, pid, **{self.id_field: vm[self.id_field]})
+    async def test_create_with_known_id_returns_it(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        pid = gns3_project["project_id"]
+        vm = await self.created(gns3_api, pid)
+        again = await self.create(gns3_api, pid, **{self.id_field: vm[self.id_field]})
         assert again.status == 201
         assert again.json[self.id_field] == vm[self.id_field]
 
-    async def test_create_in_unknown_project(self, api: ApiClient) -> None:
-        reply = await self.create(api, str(uuid.uuid4()))
+    async def test_create_in_unknown_project(self, gns3_api: ApiClient) -> None:
+        reply = await self.create(gns3_api, str(uuid.uuid4()))
         assert reply.status == 404
         assert "doesn't exist" in reply.json["message"]
 
-    async def test_bad_uuid(self, api: ApiClient, project: dict[str, Any]) -> None:
-        reply = await api.get(f"{self.base(project['project_id'])}/not-a-uuid")
+    async def test_bad_uuid(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        reply = await gns3_api.get(f"{self.base(gns3_project['project_id'])}/not-a-uuid")
         assert reply.status == 400
         assert "is not a valid UUID" in reply.json["message"]
-        reply = await api.get(self.base("not-a-uuid") + f"/{uuid.uuid4()}")
+        reply = await gns3_api.get(self.base("not-a-uuid") + f"/{uuid.uuid4()}")
         assert reply.status == 400
 
-    async def test_unknown_vm(self, api: ApiClient, project: dict[str, Any]) -> None:
-        reply = await api.get(f"{self.base(project['project_id'])}/{uuid.uuid4()}")
+    async def test_unknown_vm(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        reply = await gns3_api.get(f"{self.base(gns3_project['project_id'])}/{uuid.uuid4()}")
         assert reply.status == 404
 
-    async def test_vm_of_another_project(self, api: ApiClient, project: dict[str, Any]) -> None:
-        vm = await self.created(api, project["project_id"])
-        other = await api.post("/v1/projects", {"name": "other"})
-        reply = await api.get(f"{self.base(other.json['project_id'])}/{vm[self.id_field]}")
+    async def test_vm_of_another_project(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        vm = await self.created(gns3_api, gns3_project["project_id"])
+        other = await gns3_api.post("/v1/projects", {"name": "other"})
+        reply = await gns3_api.get(f"{self.base(other.json['project_id'])}/{vm[self.id_field]}")
         assert reply.status == 404
         assert "doesn't belong to" in reply.json["message"]
 
-    async def test_unknown_field_changes_nothing(self, api: ApiClient, project: dict[str, Any], gns3_server) -> None:
-        pid = project["project_id"]
-        before_files = (await self.listing(api, pid)).json
+    async def test_unknown_field_changes_nothing(self, gns3_api: ApiClient, gns3_project: dict[str, Any],
+                                                 gns3_server) -> None:
+        pid = gns3_project["project_id"]
+        before_files = (await self.listing(gns3_api, pid)).json
         before_vms = len(gns3_server.emulators[self.emulator].vms)
-        reply = await self.create(api, pid, unknown_field_xyz=1)
+        reply = await self.create(gns3_api, pid, unknown_field_xyz=1)
         assert reply.status == 400
         assert reply.json["message"].startswith("Invalid JSON")
         assert reply.json["path"].endswith(f"/{self.collection}")
         assert reply.json["request"]["unknown_field_xyz"] == 1
         assert len(gns3_server.emulators[self.emulator].vms) == before_vms
-        assert (await self.listing(api, pid)).json == before_files
+        assert (await self.listing(gns3_api, pid)).json == before_files
 
-    async def test_wrong_type_and_malformed_json(self, api: ApiClient, project: dict[str, Any]) -> None:
-        pid = project["project_id"]
-        reply = await self.create(api, pid, name=12)
+    async def test_wrong_type_and_malformed_json(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        pid = gns3_project["project_id"]
+        reply = await self.create(gns3_api, pid, name=12)
         assert reply.status == 400 and reply.json["message"].startswith("Invalid JSON")
-        reply = await api.post(self.base(pid), raw=b'{"name": ')
+        reply = await gns3_api.post(self.base(pid), raw=b'{"name": ')
         assert reply.status == 400
         assert reply.json["message"].startswith("Invalid JSON")
         assert reply.json["request"] == {"malformed_json": '{"name": '}
 
-    async def test_update(self, api: ApiClient, project: dict[str, Any]) -> None:
-        pid = project["project_id"]
-        vm = await self.created(api, pid)
-        reply = await api.put(f"{self.base(pid)}/{vm[self.id_field]}", self.update_body)
+    async def test_update(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        pid = gns3_project["project_id"]
+        vm = await self.created(gns3_api, pid)
+        reply = await gns3_api.put(f"{self.base(pid)}/{vm[self.id_field]}", self.update_body)
         assert reply.status == 200, reply
         for key, value in self.update_body.items():
             assert reply.json[key] == value
-        reply = await api.get(f"{self.base(pid)}/{vm[self.id_field]}")
+        reply = await gns3_api.get(f"{self.base(pid)}/{vm[self.id_field]}")
         for key, value in self.update_body.items():
             assert reply.json[key] == value
-        reply = await api.put(f"{self.base(pid)}/{vm[self.id_field]}", {"unknown_field_xyz": 1})
+        reply = await gns3_api.put(f"{self.base(pid)}/{vm[self.id_field]}", {"unknown_field_xyz": 1})
         assert reply.status == 400
 
-    async def test_nio_add_remove(self, api: ApiClient, project: dict[str, Any], gns3_server) -> None:
+    async def test_nio_add_remove(self, gns3_api: ApiClient, gns3_project: dict[str, Any], gns3_server) -> None:
         if not self.has_nio:
             pytest.skip("this kind has no NIO endpoints")
-        pid = project["project_id"]
-        vm = await self.created(api, pid)
-        port = (await api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
-        peer = (await api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
+        pid = gns3_project["project_id"]
+        vm = await self.created(gns3_api, pid)
+        port = (await gns3_api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
+        peer = (await gns3_api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
         nio = {"type": "nio_udp", "lport": port, "rhost": "127.0.0.1", "rport": peer}
         url = f"{self.base(pid)}/{vm[self.id_field]}/{self.nio_path}"
-        reply = await api.post(url, self.nio_body(nio))
+        reply = await gns3_api.post(url, self.nio_body(nio))
         assert reply.status == 201, reply
         assert reply.json == nio
-        reply = await api.delete(url)
+        reply = await gns3_api.delete(url)
         assert reply.status == 204
         assert port not in gns3_server.ports.udp_used
-        reply = await api.post(url, self.nio_body({"type": "nio_udp", "lport": port}))
+        reply = await gns3_api.post(url, self.nio_body({"type": "nio_udp", "lport": port}))
         assert reply.status == 400
-        reply = await api.post(url, self.nio_body({"type": "nio_bogus"}))
+        reply = await gns3_api.post(url, self.nio_body({"type": "nio_bogus"}))
         assert reply.status == 400
         supported = gns3_server.emulators[self.emulator].supported_nios
         unsupported = next((t for t in ALL_NIO_SAMPLES if t not in supported), None)
         if unsupported is not None:
-            reply = await api.post(url, self.nio_body(ALL_NIO_SAMPLES[unsupported]))
+            reply = await gns3_api.post(url, self.nio_body(ALL_NIO_SAMPLES[unsupported]))
             assert reply.status == 409
             assert f"NIO of type {unsupported} is not supported" in reply.json["message"]
 
-    async def test_concurrent_requests_on_one_vm(self, api: ApiClient, project: dict[str, Any], gns3_server) -> None:
-        pid = project["project_id"]
-        vm = await self.created(api, pid)
+    async def test_concurrent_requests_on_one_vm(self, gns3_api: ApiClient, gns3_project: dict[str, Any],
+                                                 gns3_server) -> None:
+        pid = gns3_project["project_id"]
+        vm = await self.created(gns3_api, pid)
         url = f"{self.base(pid)}/{vm[self.id_field]}"
         names = [f"n{i}" for i in range(10)]
-        replies = await asyncio.gather(*(api.put(url, {"name": n}) for n in names), *(api.get(url) for _ in names))
+        replies = await asyncio.gather(*(gns3_api.put(url, {"name": n}) for n in names),
+                                       *(gns3_api.get(url) for _ in names))
         assert all(r.status == 200 for r in replies), replies
-        assert (await api.get(url)).json["name"] in names
+        assert (await gns3_api.get(url)).json["name"] in names
         assert len(gns3_server.locks) == 0
 
-    async def test_project_close_releases_ports(self, api: ApiClient, gns3_server) -> None:
-        pid = (await api.post("/v1/projects", {"name": "closing"})).json["project_id"]
-        vm = await self.created(api, pid)
+    async def test_project_close_releases_ports(self, gns3_api: ApiClient, gns3_server) -> None:
+        pid = (await gns3_api.post("/v1/projects", {"name": "closing"})).json["project_id"]
+        vm = await self.created(gns3_api, pid)
         console = vm.get("console")
-        reply = await api.post(f"/v1/projects/{pid}/close")
+        reply = await gns3_api.post(f"/v1/projects/{pid}/close")
         assert reply.status == 204
         if console is not None:
             assert console not in gns3_server.ports.tcp_used
         assert gns3_server.ports.ports_of(pid) == (set(), set())
-        assert (await api.get(f"{self.base(pid)}/{vm[self.id_field]}")).status == 404
+        assert (await gns3_api.get(f"{self.base(pid)}/{vm[self.id_field]}")).status == 404
 
-    async def test_notification_stream_pings(self, api: ApiClient, project: dict[str, Any]) -> None:
-        async with api.client.get(f"/v1/projects/{project['project_id']}/notifications") as response:
+    async def test_notification_stream_pings(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        async with gns3_api.client.get(f"/v1/projects/{gns3_project['project_id']}/notifications") as response:
             assert response.status == 200
             assert response.headers["Content-Type"] == "application/json"
             line = await asyncio.wait_for(response.content.readline(), 5)

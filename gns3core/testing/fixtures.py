@@ -1,7 +1,9 @@
-"""pytest fixtures for testing the server and emulator plugins in-process (registered as a pytest11 plugin).
+"""pytest fixtures for testing the server and emulator plugins in-process.
 
-Override `gns3_plugins` to register plugin objects directly, `gns3_use_entry_points` to ignore installed plugins, and
-`gns3_config_overrides` to set configuration keys (`{"Server": {"local": "true"}}`).
+A test suite opts in with `pytest_plugins = ["gns3core.testing.fixtures"]` in its top-level conftest.py; nothing is
+pushed into other projects' test runs. Every fixture name starts with `gns3_`. Override `gns3_plugins` to register
+plugin objects directly, `gns3_use_entry_points` to ignore installed plugins, and `gns3_config_overrides` to set
+configuration keys (`{"Server": {"local": "true"}}`).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def gns3_app(gns3_config: Config, gns3_plugins: list[Any], gns3_use_entry_points
 
 
 @pytest_asyncio.fixture
-async def api(gns3_app, aiohttp_client) -> ApiClient:
+async def gns3_api(gns3_app, aiohttp_client) -> ApiClient:
     """An API client on an in-process server; every response is checked against its output schema server-side."""
     client = await aiohttp_client(gns3_app)
     return ApiClient(client)
@@ -69,9 +71,9 @@ def gns3_server(gns3_app) -> Server:
 
 
 @pytest_asyncio.fixture
-async def project(api: ApiClient) -> AsyncIterator[dict[str, Any]]:
+async def gns3_project(gns3_api: ApiClient) -> AsyncIterator[dict[str, Any]]:
     """A fresh project (deleted afterwards if still open)."""
-    reply = await api.post("/v1/projects", {"name": "test"})
+    reply = await gns3_api.post("/v1/projects", {"name": "test"})
     assert reply.status == 201, reply
     yield reply.json
-    await api.delete(f"/v1/projects/{reply.json['project_id']}")
+    await gns3_api.delete(f"/v1/projects/{reply.json['project_id']}")

@@ -86,6 +86,7 @@ def gns3_register(registry) -> None:
     registry.add_emulator(Emulator(
         name=KIND,
         manager=ExampleManager,
-        routes=vm_routes(KIND, create=CREATE, update=UPDATE, output=OUTPUT, actions=("start", "stop", "reload")),
+        routes=vm_routes(KIND, create=CREATE, update=UPDATE, output=OUTPUT, actions=("start", "stop", "reload"),
+                         capture=schemas.CAPTURE),
         description="Example emulator with no external program",
     ))

@@ -1,9 +1,9 @@
-"""The network adapters of a running container: one veth pair each, joined to the NIO's UDP tunnel by the core's
-data plane.
+"""The network adapters of a running container: one veth pair each, whose host end the core's link wiring joins to
+the NIO's tunnel.
 
 The container end is created directly inside the container's network namespace as `eth<n>` and stays there for as
 long as the container runs, so an address configured in the container survives links being removed and re-added;
-only the bridge between the host end and the UDP tunnel comes and goes with the NIO.
+only the bridge between the host end and the tunnel comes and goes with the NIO.
 """
 
 from __future__ import annotations
@@ -12,16 +12,10 @@ import asyncio
 import logging
 import shutil
 import socket
-from typing import Any
 
-from gns3core.dataplane import DataPlaneError, EthernetEndpoint, Impairments, UDPEndpoint
-from gns3core.emulator.nio import NIO, NIOUDP
 from gns3core.errors import EmulatorError
 
 log = logging.getLogger(__name__)
-
-SUSPENDED = Impairments(loss_percent=100.0)  # a paused container neither sends nor answers anything
-
 
 def host_interface_name(vm_id: str, adapter_number: int) -> str:
     """`g3d<8 hex of the VM id>-<n>`: unique per container and adapter, within the kernel's 15 characters."""
@@ -51,23 +45,19 @@ async def run_ip(args: list[str], what: str, pid: int | None = None) -> None:
         raise EmulatorError(f"{what}: {err.decode(errors='replace').strip() or f'exit status {proc.returncode}'}")
 
 
-class AdapterLink:
-    """Adapter `n` of a running container: the veth pair and, while a NIO is attached, its bridge."""
+class AdapterVeth:
+    """The veth pair of adapter `n` of a running container; the core's LinkWiring bridges its host end to the NIO."""
 
-    def __init__(self, dataplane: Any, vm_id: str, adapter_number: int, pid: int) -> None:
-        self.dataplane = dataplane
+    def __init__(self, vm_id: str, adapter_number: int, pid: int) -> None:
         self.adapter_number = adapter_number
         self.pid = pid
         self.host_name = host_interface_name(vm_id, adapter_number)
         self.inner_name = f"eth{adapter_number}"
-        self.bridge_name = f"docker-{vm_id}-{adapter_number}"
-        self.bridge: Any = None
-        self.suspended = False
 
     async def create(self) -> None:
         """Create the pair with its far end born in the container's namespace as eth<n>, both ends up."""
         if interface_exists(self.host_name):  # left over by a server that died: the name embeds our VM id
-            await self._delete_host_end()
+            await self.destroy()
         await run_ip(["link", "add", self.host_name, "type", "veth", "peer", "name", self.inner_name,
                       "netns", str(self.pid)],
                      f"Cannot create the veth pair of adapter {self.adapter_number}")
@@ -76,43 +66,10 @@ class AdapterLink:
                          f"Cannot bring {self.inner_name} up in the container", pid=self.pid)
             await run_ip(["link", "set", "dev", self.host_name, "up"], f"Cannot bring {self.host_name} up")
         except EmulatorError:
-            await self._delete_host_end()
+            await self.destroy()
             raise
 
-    async def connect(self, nio: NIO) -> None:
-        """Join the host end to the NIO's tunnel, or point the existing bridge at the NIO's new destination."""
-        if not isinstance(nio, NIOUDP):
-            raise EmulatorError(f"NIO of type {nio.type} is not supported")
-        tunnel = UDPEndpoint(nio.lport, nio.rhost, nio.rport)
-        try:
-            if self.bridge is not None and not self.bridge.closed:
-                await self.bridge.update_endpoint("b", tunnel)
-            else:
-                self.bridge = await self.dataplane.create_bridge(self.bridge_name, EthernetEndpoint(self.host_name),
-                                                                 tunnel)
-                self.bridge.set_impairments(SUSPENDED if self.suspended else Impairments())
-        except DataPlaneError as exc:
-            raise EmulatorError(f"Cannot connect adapter {self.adapter_number}: {exc}") from None
-
-    async def disconnect(self) -> None:
-        """Remove the bridge; the veth pair stays so eth<n> keeps its configuration."""
-        bridge, self.bridge = self.bridge, None
-        if bridge is not None:
-            try:
-                await self.dataplane.remove_bridge(bridge.name)
-            except DataPlaneError as exc:
-                log.debug("bridge %s: %s", bridge.name, exc)
-
-    def set_suspended(self, suspended: bool) -> None:
-        self.suspended = suspended
-        if self.bridge is not None and not self.bridge.closed:
-            self.bridge.set_impairments(SUSPENDED if suspended else Impairments())
-
     async def destroy(self) -> None:
-        await self.disconnect()
-        await self._delete_host_end()
-
-    async def _delete_host_end(self) -> None:
         if interface_exists(self.host_name):  # gone already when the container's namespace went away
             try:
                 await run_ip(["link", "del", "dev", self.host_name], f"Cannot delete {self.host_name}")

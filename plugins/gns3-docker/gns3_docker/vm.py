@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from gns3_docker.console import ConsolePortBusy, TelnetConsole
 from gns3_docker.engine import EngineError
-from gns3_docker.links import AdapterLink
-from gns3core.emulator.nio import NIO
+from gns3_docker.links import AdapterVeth, host_interface_name
+from gns3core.dataplane import EthernetEndpoint
+from gns3core.emulator.links import LinkWiring
 from gns3core.emulator.vm import Adapter, BaseVM
 from gns3core.errors import Conflict, EmulatorError
 
@@ -47,7 +48,8 @@ class DockerVM(BaseVM):
         self.adapters = [Adapter() for _ in range(adapters)]
         self.cid: str | None = None
         self.pid: int | None = None
-        self._links: dict[int, AdapterLink] = {}
+        self._veths: dict[int, AdapterVeth] = {}
+        self.links = LinkWiring(self, lambda adapter, _port: EthernetEndpoint(host_interface_name(self.id, adapter)))
         self._lock = asyncio.Lock()
         self._expect_exit = False
         self._console = TelnetConsole(manager.engine, lambda: self.cid, self.server.console_host, self.console,
@@ -189,17 +191,17 @@ class DockerVM(BaseVM):
 
     async def _wire(self) -> None:
         """eth<n> for every adapter, then bridges for the adapters that have a NIO."""
-        links = {n: AdapterLink(self.server.dataplane, self.id, n, self.pid) for n in range(len(self.adapters))}
-        self._links = links
-        await asyncio.gather(*(link.create() for link in links.values()))
-        await asyncio.gather(*(links[n].connect(nio) for n, adapter in enumerate(self.adapters)
-                               for nio in adapter.ports.values()))
+        veths = {n: AdapterVeth(self.id, n, self.pid) for n in range(len(self.adapters))}
+        self._veths = veths
+        await asyncio.gather(*(veth.create() for veth in veths.values()))
+        await self.links.start()
 
     async def _teardown(self) -> None:
         """Links down (the veths vanish with the container's namespace anyway); console clients wait."""
         self._console.set_available(False)
-        links, self._links = self._links, {}
-        await asyncio.gather(*(link.destroy() for link in links.values()), return_exceptions=True)
+        await self.links.stop()
+        veths, self._veths = self._veths, {}
+        await asyncio.gather(*(veth.destroy() for veth in veths.values()), return_exceptions=True)
         self.pid = None
 
     async def _kill(self) -> None:
@@ -250,8 +252,7 @@ class DockerVM(BaseVM):
             if self.status != "started":
                 raise Conflict(f"Docker container {self.name} is not running")
             await self.engine.query("POST", f"/containers/{self.cid}/pause")
-            for link in self._links.values():
-                link.set_suspended(True)
+            self.links.set_suspended(True)
             self.status = "suspended"
 
     async def resume(self) -> None:
@@ -264,8 +265,7 @@ class DockerVM(BaseVM):
 
     async def _unpause(self) -> None:
         await self.engine.query("POST", f"/containers/{self.cid}/unpause")
-        for link in self._links.values():
-            link.set_suspended(False)
+        self.links.set_suspended(False)
         self.status = "started"
 
     async def close(self) -> None:
@@ -360,19 +360,20 @@ class DockerVM(BaseVM):
     async def _resize_adapters(self, count: int) -> None:
         """Adapters can come and go while the container runs: eth<n> is created or deleted with them."""
         for number in range(count, len(self.adapters)):
+            for port in list(self.adapters[number].ports):
+                await self.links.nio_removed(number, port)
             for nio in self.adapters[number].ports.values():
                 self.release_nio(nio)
-            link = self._links.pop(number, None)
-            if link is not None:
-                await link.destroy()
+            veth = self._veths.pop(number, None)
+            if veth is not None:
+                await veth.destroy()
         self.adapters = self.adapters[:count] + [Adapter() for _ in range(len(self.adapters), count)]
         if self.status in ("started", "suspended") and self.pid is not None:
             for number in range(count):
-                if number not in self._links:
-                    link = AdapterLink(self.server.dataplane, self.id, number, self.pid)
-                    await link.create()
-                    link.set_suspended(self.status == "suspended")
-                    self._links[number] = link
+                if number not in self._veths:
+                    veth = AdapterVeth(self.id, number, self.pid)
+                    await veth.create()
+                    self._veths[number] = veth
 
     # -- NIOs --------------------------------------------------------------------------------------------------
 
@@ -382,18 +383,10 @@ class DockerVM(BaseVM):
                            f"(it has {len(self.adapters)}; set 'adapters' to add more)")
         return self.adapters[adapter_number]
 
-    async def add_nio(self, adapter_number: int, port_number: int, nio: NIO) -> None:
-        async with self._lock:
-            self.check_port(adapter_number, port_number)
-            link = self._links.get(adapter_number)
-            if link is not None:
-                await link.connect(nio)
+    async def add_nio(self, adapter_number: int, port_number: int, nio: Any) -> None:
+        async with self._lock:  # not while the container is being started or stopped
             await super().add_nio(adapter_number, port_number, nio)
 
-    async def remove_nio(self, adapter_number: int, port_number: int) -> NIO | None:
+    async def remove_nio(self, adapter_number: int, port_number: int) -> Any:
         async with self._lock:
-            self.check_port(adapter_number, port_number)
-            link = self._links.get(adapter_number)
-            if link is not None:
-                await link.disconnect()
             return await super().remove_nio(adapter_number, port_number)
