@@ -18,10 +18,12 @@ def manager_of(request: ApiRequest, kind: str) -> VMManager:
     return request.server.emulators[kind]
 
 
-def vm_of(request: ApiRequest, kind: str) -> BaseVM:
+def vm_of(request: ApiRequest, kind: str, id_param: str | None = None) -> BaseVM:
+    """The VM named by the path; `id_param` is the path parameter holding its id (default: the manager's
+    `id_field`), so one kind can be served under two URL families (Docker's `{id}` and `{vm_id}`)."""
     manager = manager_of(request, kind)
     request.project  # noqa: B018 - 404 for an unknown project comes first
-    return manager.get_vm(request.match[manager.id_field], request.match["project_id"])
+    return manager.get_vm(request.match[id_param or manager.id_field], request.match["project_id"])
 
 
 def vm_routes(
@@ -59,20 +61,20 @@ def vm_routes(
         return vm.as_json()
 
     async def get_vm(request: ApiRequest) -> dict[str, Any]:
-        return vm_of(request, kind).as_json()
+        return vm_of(request, kind, id_param).as_json()
 
     async def update_vm(request: ApiRequest) -> dict[str, Any]:
-        vm = vm_of(request, kind)
+        vm = vm_of(request, kind, id_param)
         await vm.update(request.json)
         return vm.as_json()
 
     async def delete_vm(request: ApiRequest) -> None:
-        vm = vm_of(request, kind)
+        vm = vm_of(request, kind, id_param)
         await manager_of(request, kind).delete_vm(vm)
 
     def action_handler(action: str):
         async def run_action(request: ApiRequest) -> dict[str, Any] | None:
-            vm = vm_of(request, kind)
+            vm = vm_of(request, kind, id_param)
             await getattr(vm, action)()
             return vm.as_json() if action == "start" and start_returns_vm else None
 
@@ -84,7 +86,7 @@ def vm_routes(
         return adapter, request.int_param("port_number")
 
     async def add_nio(request: ApiRequest) -> dict[str, Any]:
-        vm = vm_of(request, kind)
+        vm = vm_of(request, kind, id_param)
         adapter, port_number = port_numbers(request)
         vm.check_port(adapter, port_number)
         nio = manager_of(request, kind).create_nio(vm, request.json)
@@ -92,19 +94,19 @@ def vm_routes(
         return nio.as_json()
 
     async def remove_nio(request: ApiRequest) -> None:
-        vm = vm_of(request, kind)
+        vm = vm_of(request, kind, id_param)
         adapter, port_number = port_numbers(request)
         await vm.remove_nio(adapter, port_number)
 
     async def start_capture(request: ApiRequest) -> dict[str, Any]:
-        vm = vm_of(request, kind)
+        vm = vm_of(request, kind, id_param)
         adapter, port_number = port_numbers(request)
         path = contained_path(vm.project.captures_dir, request.json["capture_file_name"], "capture file name")
         await vm.start_capture(adapter, port_number, path, request.json.get("data_link_type", "DLT_EN10MB"))
         return {"pcap_file_path": str(path)}
 
     async def stop_capture(request: ApiRequest) -> None:
-        vm = vm_of(request, kind)
+        vm = vm_of(request, kind, id_param)
         adapter, port_number = port_numbers(request)
         await vm.stop_capture(adapter, port_number)
 
