@@ -9,13 +9,16 @@ a :class:`LinkWiring` and says where each port's frames enter and leave:
 `BaseVM` then routes NIO changes and captures through it: a NIO added or replaced while the VM runs is bridged at
 once, a removed one is unbridged, a capture goes to the port's bridge (and waits for the next start when the VM is
 stopped). The plugin calls `links.start()` once its emulator is up and `links.stop()` when it goes down.
+
+Some NIO types are the emulator's own business (VMware attaches `nio_nat` and `nio_vmnet` itself): name them in
+`native_nios` and they are never bridged, and a capture on them is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,11 +62,14 @@ def nio_endpoint(nio: NIO, udp_host: str | None = None) -> Endpoint:
 class LinkWiring:
     """The bridges of one VM, one per port that has a NIO, alive while the VM runs."""
 
-    def __init__(self, vm: BaseVM, endpoint_for: EndpointFactory, *, process_bridges: bool | None = None) -> None:
-        """`endpoint_for(adapter, port)` returns (or awaits to) a new, unopened endpoint for the emulator's side."""
+    def __init__(self, vm: BaseVM, endpoint_for: EndpointFactory, *, process_bridges: bool | None = None,
+                 native_nios: Iterable[str] = ()) -> None:
+        """`endpoint_for(adapter, port)` returns (or awaits to) a new, unopened endpoint for the emulator's side.
+        NIO types in `native_nios` are attached by the emulator itself, so they get no bridge."""
         self.vm = vm
         self.endpoint_for = endpoint_for
         self.process_bridges = process_bridges
+        self.native_nios = frozenset(native_nios)
         self.bridges: dict[PortKey, Bridge] = {}
         self.active = False
         self.suspended = False
@@ -85,7 +91,8 @@ class LinkWiring:
         """The emulator is up: bridge every port that has a NIO. All or nothing: on failure nothing stays wired."""
         async with self._lock:
             self.active = True
-            ports = [(a, p, nio) for a, adapter in enumerate(self.vm.adapters) for p, nio in adapter.ports.items()]
+            ports = [(a, p, nio) for a, adapter in enumerate(self.vm.adapters) for p, nio in adapter.ports.items()
+                     if self.bridged(nio)]
             results = await asyncio.gather(*(self._connect(a, p, nio) for a, p, nio in ports), return_exceptions=True)
             failure = next((r for r in results if isinstance(r, BaseException)), None)
             if failure is not None:
@@ -100,6 +107,10 @@ class LinkWiring:
             self.suspended = False
             await self._disconnect_all()
 
+    def bridged(self, nio: NIO) -> bool:
+        """Whether this NIO goes through a bridge (and so can be captured), rather than the emulator itself."""
+        return nio.type not in self.native_nios
+
     def set_suspended(self, suspended: bool) -> None:
         """A suspended node drops every frame both ways; the bridges stay so resuming is instant."""
         self.suspended = suspended
@@ -112,7 +123,9 @@ class LinkWiring:
     async def nio_added(self, adapter: int, port: int, nio: NIO) -> None:
         """A port got a NIO (or a new one): bridge it now when the VM runs, re-pointing an existing bridge."""
         async with self._lock:
-            if self.active:
+            if not self.bridged(nio):
+                await self._disconnect(adapter, port)
+            elif self.active:
                 await self._connect(adapter, port, nio)
 
     async def nio_removed(self, adapter: int, port: int) -> None:
@@ -125,6 +138,9 @@ class LinkWiring:
         nio = self.vm.get_nio(adapter, port)
         if nio is None:
             raise Conflict(f"Adapter {adapter} is not connected")
+        if not self.bridged(nio):
+            raise Conflict(f"Packet capture is not possible on adapter {adapter}: its {nio.type} link is attached by "
+                           f"{self.vm.manager.kind} itself, not through the server")
         if nio.capturing:
             raise Conflict(f"Packet capture is already activated on adapter {adapter}")
         bridge = self.bridges.get((adapter, port))

@@ -205,7 +205,8 @@ class BaseVM:
         that fails). Other subclasses wire it into their running emulator and call super()."""
         adapter = self.check_port(adapter_number, port_number)
         old = adapter.ports.get(port_number)
-        if old is not None and old is not nio and old.capturing and not nio.capturing:
+        if old is not None and old is not nio and old.capturing and not nio.capturing and (
+                self.links is None or self.links.bridged(nio)):
             nio.capture_file, nio.capture_dlt = old.capture_file, old.capture_dlt  # a capture outlives a re-link
         if self.links is not None:
             await self.links.nio_added(adapter_number, port_number, nio)

@@ -15,6 +15,7 @@ import pytest
 
 from gns3core.dataplane import UDPEndpoint
 from gns3core.emulator.links import LinkWiring
+from gns3core.emulator.nio import NIONAT
 from gns3core.testing.ports import free_vpcs_udp_port
 
 
@@ -153,3 +154,22 @@ async def test_close_unwires(api, project, gns3_server, sockets) -> None:
     await add_udp_nio(api, _url, project, sockets["peer"])
     assert (await api.post(f"/v1/projects/{project['project_id']}/close")).status == 204
     assert not vm.links.active and gns3_server.dataplane.bridges == {}
+
+
+async def test_native_nios_are_left_to_the_emulator(api, project, gns3_server, sockets) -> None:
+    """A NIO the emulator attaches itself (VMware's nio_nat) gets no bridge, replaces a bridged one cleanly, and
+    cannot be captured; a bridged NIO put back is bridged again."""
+    vm, url = await wired_vm(api, project, gns3_server, sockets["emulator"])
+    vm.links.native_nios = frozenset({"nio_nat"})
+    await add_udp_nio(api, url, project, sockets["peer"])
+    assert len(vm.links.bridges) == 1
+    await vm.add_nio(0, 0, NIONAT())
+    assert vm.links.bridges == {} and gns3_server.dataplane.bridges == {}
+    reply = await api.post(url + "/adapters/0/ports/0/start_capture", {"capture_file_name": "nat.pcap"})
+    assert reply.status == 409 and "nio_nat link is attached by example itself" in reply.json["message"]
+    await vm.links.stop()
+    await vm.links.start()
+    assert vm.links.bridges == {}
+    await add_udp_nio(api, url, project, sockets["peer2"])
+    sockets["emulator"].send(FRAME)
+    assert await received(sockets["peer2"]) == FRAME
