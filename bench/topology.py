@@ -144,7 +144,7 @@ class Bench:
 
             await self.phase("wire", wire())
             await self.phase("start", asyncio.gather(*(self.call("POST", f"{base}/vpcs/vms/{vm['vm_id']}/start",
-                                                                 None, 204) for vm in vms)))
+                                                                 None, 200) for vm in vms)))
             await self.phase("consoles", asyncio.gather(*(self.console_prompt(vm["console"]) for vm in vms)))
             rss_running = self.rss_mb()
             running = [p for p in self.server.children(recursive=True) if p.name() == "vpcs"]

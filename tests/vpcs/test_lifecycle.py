@@ -35,8 +35,17 @@ def pids_of(gns3_server, vm_id: str) -> list[int]:
 
 async def test_start_console_stop(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     url, vm = await wired_vm(api, project)
+    assert vm["command_line"] == ""  # nothing started yet
     async with api.client.get(f"/v1/projects/{project['project_id']}/notifications") as stream:
-        assert (await api.post(f"{url}/start")).status == 204
+        # The released 1.5.x line answers start with 200 and the VM object, the seed with 204: the release wins
+        # (api-1.5-release §15 #2), since the 1.5.4 client reads `command_line` from it.
+        reply = await api.post(f"{url}/start")
+        assert reply.status == 200 and reply.json["status"] == "started"
+        nio = gns3_server.emulators["vpcs"].vms[vm["vm_id"]].nio
+        argv = reply.json["command_line"].split(" ")
+        assert argv[0].endswith("vpcs") and ["-p", str(vm["console"])] == argv[1:3]
+        assert ["-s", str(nio.lport), "-c", str(nio.rport)] == argv[argv.index("-s"):argv.index("-s") + 4]
+        assert (await api.get(url)).json["command_line"] == reply.json["command_line"]
         started = await next_event(stream, "vm.started")
         assert started["event"]["vm_id"] == vm["vm_id"] and started["event"]["status"] == "started"
         assert (await api.get(url)).json["status"] == "started"
@@ -50,7 +59,8 @@ async def test_start_console_stop(api: ApiClient, project: dict[str, Any], gns3_
             assert f"LPORT       : {nio.lport}" in shown and f"127.0.0.1:{nio.rport}" in shown, shown
         finally:
             await console.close()
-        assert (await api.post(f"{url}/start")).status == 204  # already running: nothing happens
+        again = await api.post(f"{url}/start")  # already running: nothing happens, the same object comes back
+        assert again.status == 200 and again.json == reply.json
         assert pids_of(gns3_server, vm["vm_id"]) == pids
         reply = await api.put(url, {"console": vm["console"] + 1})
         assert reply.status == 409 and "stop it first" in reply.json["message"]
@@ -64,7 +74,7 @@ async def test_start_console_stop(api: ApiClient, project: dict[str, Any], gns3_
 
 async def test_reload_restarts(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     url, vm = await wired_vm(api, project)
-    assert (await api.post(f"{url}/start")).status == 204
+    assert (await api.post(f"{url}/start")).status == 200
     before = pids_of(gns3_server, vm["vm_id"])
     assert (await api.post(f"{url}/reload")).status == 204
     after = pids_of(gns3_server, vm["vm_id"])
@@ -91,7 +101,7 @@ async def test_start_failure_reports_vpcs_output(api: ApiClient, project: dict[s
 async def test_crash_is_reported_and_vm_restarts(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     url, vm = await wired_vm(api, project)
     async with api.client.get(f"/v1/projects/{project['project_id']}/notifications") as stream:
-        assert (await api.post(f"{url}/start")).status == 204
+        assert (await api.post(f"{url}/start")).status == 200
         parent, child = pids_of(gns3_server, vm["vm_id"])
         os.kill(parent, signal.SIGKILL)
         error = await next_event(stream, "log.error")
@@ -100,7 +110,7 @@ async def test_crash_is_reported_and_vm_restarts(api: ApiClient, project: dict[s
         assert stopped["event"]["vm_id"] == vm["vm_id"] and stopped["event"]["status"] == "stopped"
         await asyncio.sleep(0.05)
         assert running([parent, child]) == []  # its orphaned VPC was ended too
-        assert (await api.post(f"{url}/start")).status == 204
+        assert (await api.post(f"{url}/start")).status == 200
         assert (await api.get(url)).json["status"] == "started"
         await next_event(stream, "vm.started")
 
@@ -108,7 +118,7 @@ async def test_crash_is_reported_and_vm_restarts(api: ApiClient, project: dict[s
 async def test_vpc_death_is_reported(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     url, vm = await wired_vm(api, project)
     async with api.client.get(f"/v1/projects/{project['project_id']}/notifications") as stream:
-        assert (await api.post(f"{url}/start")).status == 204
+        assert (await api.post(f"{url}/start")).status == 200
         parent, child = pids_of(gns3_server, vm["vm_id"])
         os.kill(child, signal.SIGKILL)
         error = await next_event(stream, "log.error")

@@ -17,7 +17,8 @@ def gns3_register(registry: Registry) -> None:
         name=KIND,
         manager=VPCSManager,
         routes=vm_routes(KIND, create=vpcs_schemas.CREATE, update=vpcs_schemas.UPDATE, output=vpcs_schemas.OBJECT,
-                         actions=("start", "stop", "reload"), nio=schemas.NIO, capture=None),
+                         actions=("start", "stop", "reload"), nio=schemas.NIO, capture=None,
+                         start_returns_vm=True),
         schemas={"create": vpcs_schemas.CREATE, "update": vpcs_schemas.UPDATE, "object": vpcs_schemas.OBJECT},
         description="Virtual PCs run by the vpcs program (Debian's 0.5b2, or 0.6.1 / 0.8+)",
     ))

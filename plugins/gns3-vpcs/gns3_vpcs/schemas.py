@@ -37,7 +37,8 @@ OBJECT = schemas.obj(
         "startup_script": _SCRIPT,
         "startup_script_path": {"description": "Path of the VPCS startup script relative to the VM directory",
                                 "type": ["string", "null"]},
+        "command_line": schemas.COMMAND_LINE,
     },
-    required=["name", "vm_id", "status", "console", "project_id", "startup_script_path"],
+    required=["name", "vm_id", "status", "console", "project_id", "startup_script_path", "command_line"],
     description="VPCS instance",
 )

@@ -47,6 +47,7 @@ class VPCSVM(BaseVM):
         self._early_exit: tuple[int, str] | None = None
         self._vpc_died: int | None = None
         self._made_dir: Path | None = None
+        self.command_line = ""  # the vpcs command of the last start, shown by the 1.5.4 client; not persisted
 
     # -- files -----------------------------------------------------------------------------------------------------
 
@@ -85,6 +86,7 @@ class VPCSVM(BaseVM):
             "project_id": self.project.id,
             "startup_script": script,
             "startup_script_path": program.SCRIPT_NAME if script is not None else None,
+            "command_line": self.command_line,
         }
 
     # -- updates -----------------------------------------------------------------------------------------------------
@@ -136,8 +138,10 @@ class VPCSVM(BaseVM):
         version = await program.detect_version(path, str(self.vm_directory))
         launch = program.Launch(path=path, version=version, console=self.console or 0, mac_id=self.mac_id, nio=nio,
                                 rhost=await _tunnel_host(nio), script=self.script_path.is_file())
-        process = ManagedProcess("VPCS", program.command_line(launch), cwd=self.vm_directory,
+        argv = program.command_line(launch)
+        process = ManagedProcess("VPCS", argv, cwd=self.vm_directory,
                                  log_path=self.vm_directory / LOG_NAME, on_exit=self.process_exited)
+        self.command_line = program.describe(argv)
         self._process, self._early_exit, self._vpc_died, self._starting = process, None, None, True
         vpc = None
         try:
