@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,9 +27,11 @@ def create_app(
     extra_plugins: list[Any] | None = None,
     use_entry_points: bool = True,
     validate_output: bool = False,
+    plugin_files: Iterable[str | Path] = (),
 ) -> web.Application:
-    """Build the application; `extra_plugins` registers plugin objects in-process (tests, embedding)."""
-    pm, registry, report = load_plugins(extra_plugins, use_entry_points)
+    """Build the application; `extra_plugins` registers plugin objects in-process (tests, embedding) and
+    `plugin_files` loads plugin modules from files (`--plugin PATH`)."""
+    pm, registry, report = load_plugins(extra_plugins, use_entry_points, plugin_files)
     server = Server(config, registry, pm, report, validate_output=validate_output)
     # No middleware: every request would pay for it. Routing errors are answered by a catch-all route instead.
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -67,7 +70,19 @@ def setup_routes(app: web.Application, server: Server) -> None:
     catch_all.add_route("*", _no_route_handler(app, catch_all))
 
 
+def missing_kind_message(path: str, missing: dict[str, str]) -> str | None:
+    """The 404 message for a path of an API v1 kind no installed plugin serves (`missing`: segment -> message)."""
+    parts = path.split("/")  # "", "v1", segment, ... or "", "v1", "projects", id, segment, ...
+    if len(parts) > 2 and parts[2] in missing:
+        return missing[parts[2]]
+    if len(parts) > 4 and parts[2] == "projects" and parts[4] in missing:
+        return missing[parts[4]]
+    return None
+
+
 def _no_route_handler(app: web.Application, catch_all: web.AbstractResource) -> Any:
+    missing = {kind.segment: kind.missing_message for kind in app[SERVER_KEY].plugin_report.missing_kinds}
+
     async def no_route(request: web.Request) -> web.StreamResponse:
         server = app[SERVER_KEY]
         allowed: set[str] = set()
@@ -79,6 +94,9 @@ def _no_route_handler(app: web.Application, catch_all: web.AbstractResource) -> 
         if allowed:
             headers["Allow"] = ",".join(sorted(allowed))
             return error_response(405, f"Method {request.method} is not allowed on {request.path}", headers)
+        not_installed = missing_kind_message(request.path, missing)
+        if not_installed is not None:
+            return error_response(404, not_installed, headers)
         return error_response(404, f"No such API endpoint: {request.method} {request.path}", headers)
 
     return no_route

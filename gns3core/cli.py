@@ -43,7 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pid", help="write the process id to this file (refuse to start if it names a live one)")
     parser.add_argument("--daemon", action="store_true", help="detach from the terminal before starting")
     parser.add_argument("--list-plugins", action="store_true",
-                        help="print every plugin, whether its emulator program was found and its version, then exit")
+                        help="print every plugin, whether its emulator program was found and its version, and the "
+                             "API v1 kinds that are not installed, then exit")
+    parser.add_argument("--plugin", action="append", default=[], metavar="PATH",
+                        help="also load the plugin module in this Python file (development without packaging; "
+                             "may be given more than once)")
+    return parser
+
+
+def build_new_plugin_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gns3server new-plugin",
+                                     description="Write a new emulator plugin distribution that passes its tests")
+    parser.add_argument("name", help="the emulator kind, e.g. myemu (lower case letters, digits, underscores)")
+    parser.add_argument("directory", help="where to write the distribution (must not exist or be empty)")
     return parser
 
 
@@ -105,10 +117,10 @@ def daemonize() -> None:
         os.dup2(devnull, fd)
 
 
-def list_plugins(config: Config) -> int:
+def list_plugins(config: Config, plugin_files: list[str] | None = None) -> int:
     from gns3core.plugins import load_plugins
 
-    _pm, registry, report = load_plugins()
+    _pm, registry, report = load_plugins(plugin_files=plugin_files or ())
     installed = [name for name in report.loaded if not name.startswith("gns3core.builtin")]
     if not installed and not report.failed:
         print("No emulator plugin is installed (entry-point group gns3server.plugins); the core API alone is served")
@@ -117,7 +129,7 @@ def list_plugins(config: Config) -> int:
             continue
         kinds = [e for e in registry.emulators.values() if e.plugin == name]
         if not kinds:
-            print(f"{name} ({origin}): no emulator")
+            print(f"{name} ({origin}): no emulator kind (it adds routes only)")
         for emulator in kinds:
             status = emulator.manager.probe(config)
             state = "found" if status.found else "NOT FOUND"
@@ -127,23 +139,42 @@ def list_plugins(config: Config) -> int:
             print(f"{name} ({origin}): emulator {emulator.name}: program {state}{suffix}")
     for name, reason in report.failed.items():
         print(f"{name}: FAILED to load: {reason}")
+    for kind in report.missing_kinds:
+        print(f"{kind.segment}: not installed ({kind.title}: install {kind.distribution})")
     return 1 if report.failed else 0
 
 
+def new_plugin(argv: list[str]) -> int:
+    from gns3core.scaffold import ScaffoldError, write_plugin
+
+    args = build_new_plugin_parser().parse_args(argv)
+    try:
+        written = write_plugin(args.name, Path(args.directory))
+    except ScaffoldError as exc:
+        print(f"gns3server new-plugin: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote the distribution gns3-{args.name.replace('_', '-')} in {written}.")
+    print(f"Next: pip install -e '{written}' && cd '{written}' && python -m pytest")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["new-plugin"]:
+        return new_plugin(argv[1:])
     args = build_parser().parse_args(argv)
     if args.version:
         print(f"gns3core {__version__}")
         return 0
     config = Config([args.config] if args.config else None, overrides_from_args(args))
     if args.list_plugins:
-        return list_plugins(config)
+        return list_plugins(config, args.plugin)
     if args.daemon:
         daemonize()
     setup_logging(args, config)
     if args.pid:
         check_pid_file(args.pid)
-    return serve(config)
+    return serve(config, plugin_files=args.plugin)
 
 
 def use_pidfd_child_watcher() -> None:
@@ -163,7 +194,7 @@ def use_pidfd_child_watcher() -> None:
         asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
-def serve(config: Config, extra_plugins: list[Any] | None = None) -> int:
+def serve(config: Config, extra_plugins: list[Any] | None = None, plugin_files: list[str] | None = None) -> int:
     """Run the server until SIGTERM/SIGINT or `POST /v1/server/shutdown`; `extra_plugins` are registered in-process."""
     from aiohttp import web
 
@@ -183,14 +214,17 @@ def serve(config: Config, extra_plugins: list[Any] | None = None) -> int:
         except (OSError, ssl.SSLError) as exc:
             log.critical("Cannot use the TLS certificate or key: %s", exc)
             return 1
-    app = create_app(config, extra_plugins=extra_plugins, validate_output=section.getbool("debug"))
+    app = create_app(config, extra_plugins=extra_plugins, validate_output=section.getbool("debug"),
+                     plugin_files=plugin_files or ())
     server = app[SERVER_KEY]
     server.request_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)
     atexit.register(kill_all_live)
     log.info("gns3core %s (API v1 compatibility %s) listening on %s:%s, local=%s, plugins: %s", __version__,
              server.version, host, port, server.local, ", ".join(sorted(server.emulators)) or "none")
-    for name, reason in server.plugin_report.failed.items():
-        log.error("Plugin %s is not available: %s", name, reason)
+    missing = server.plugin_report.missing_kinds
+    if missing:
+        log.info("Kinds not installed (their routes answer 404): %s",
+                 ", ".join(f"{kind.title} ({kind.distribution})" for kind in missing))
     use_pidfd_child_watcher()
     try:
         web.run_app(app, host=host, port=port, ssl_context=ssl_context, access_log=None, print=None,

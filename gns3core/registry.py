@@ -7,12 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gns3core.emulator.manager import VMManager
+from gns3core.emulator.routes import VMRoutes
 from gns3core.routing import Route
 
 
 @dataclass
 class Emulator:
-    """An emulator kind: its name (the URL segment and project-files folder), manager class and routes."""
+    """An emulator kind: its name (the URL segment and project-files folder), manager class and routes.
+
+    `vm_routes` declares the kind's standard endpoints, built for `name` (so the name is written once); `routes`
+    are any others. After construction `routes` holds both.
+    """
 
     name: str
     manager: type[VMManager]
@@ -20,6 +25,20 @@ class Emulator:
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     plugin: str = ""
+    vm_routes: VMRoutes | None = None
+
+    def __post_init__(self) -> None:
+        if self.vm_routes is not None:
+            self.routes = self.vm_routes.build(self.name) + list(self.routes)
+
+
+class KindConflict(ValueError):
+    """A second plugin claims an emulator kind that an earlier one registered."""
+
+    def __init__(self, kind: str, first_plugin: str) -> None:
+        super().__init__(f"Emulator kind {kind!r} is already registered by plugin {first_plugin}")
+        self.kind = kind
+        self.first_plugin = first_plugin
 
 
 class Registry:
@@ -30,7 +49,7 @@ class Registry:
 
     def add_emulator(self, emulator: Emulator) -> None:
         if emulator.name in self.emulators:
-            raise ValueError(f"Emulator kind {emulator.name!r} is already registered")
+            raise KindConflict(emulator.name, self.emulators[emulator.name].plugin)
         emulator.plugin = emulator.plugin or self.current_plugin
         self.emulators[emulator.name] = emulator
         self.add_routes(emulator.routes)
@@ -39,3 +58,10 @@ class Registry:
         for route in routes:
             route.plugin = route.plugin or self.current_plugin
             self.routes.append(route)
+
+    def serves(self, segment: str) -> bool:
+        """Whether some registered kind answers under `/v1/<segment>/` or `/v1/projects/{project_id}/<segment>/`."""
+        if segment in self.emulators:
+            return True
+        prefixes = (f"/v1/{segment}/", f"/v1/projects/{{project_id}}/{segment}/")
+        return any(route.path.startswith(prefixes) for route in self.routes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gns3core import schemas
@@ -136,3 +137,29 @@ def vm_routes(
         routes.append(Route("POST", port + "/stop_capture", stop_capture, 204,
                             description=f"Stop a packet capture on a {kind} {noun}"))
     return routes
+
+
+@dataclass(frozen=True)
+class VMRoutes:
+    """The standard endpoints of a kind, declared without its name (the arguments of `vm_routes`).
+
+    `Emulator(name="myemu", manager=..., vm_routes=VMRoutes(create=..., output=...))` builds them for the kind it
+    declares, so a plugin writes its kind's name once.
+    """
+
+    create: dict[str, Any]
+    update: dict[str, Any] | None
+    output: dict[str, Any]
+    actions: tuple[str, ...] = ("start", "stop", "reload")
+    nio: dict[str, Any] | None = field(default_factory=lambda: schemas.NIO)
+    capture: dict[str, Any] | None = None
+    collection: str = "vms"
+    id_param: str = "vm_id"
+    adapters: bool = True
+    segment: str | None = None
+    start_returns_vm: bool = False
+
+    def build(self, kind: str) -> list[Route]:
+        """The routes of kind `kind`."""
+        return vm_routes(kind, **{f.name: getattr(self, f.name) for f in fields(self)})
+

@@ -98,8 +98,30 @@ def test_list_plugins_command(plugin_env) -> None:
     out = subprocess.run(gns3server() + ["--list-plugins"], capture_output=True, text=True, timeout=60,
                          env=plugin_env, check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == ("example (gns3-example-plugin 0.0.1): emulator example: program found "
-                                  "(no external program needed)")
+    lines = out.stdout.splitlines()
+    assert lines[0] == ("example (gns3-example-plugin 0.0.1): emulator example: program found "
+                        "(no external program needed)")
+    # GNS3_PLUGINS=example: every API v1 kind is listed as not installed, with the distribution that serves it.
+    assert lines[1:] == [f"{segment}: not installed ({title}: install gns3-{segment})" for segment, title in (
+        ("vpcs", "VPCS"), ("qemu", "Qemu"), ("docker", "Docker"), ("dynamips", "Dynamips"), ("iou", "IOU"),
+        ("virtualbox", "VirtualBox"), ("vmware", "VMware"))]
+
+
+def test_plugin_file_option(start_server, tmp_path) -> None:
+    """`--plugin PATH` mounts a plugin module straight from a file: no packaging, no entry point."""
+    plugin = tmp_path / "dev_example.py"
+    plugin.write_text((EXAMPLE_DIR / "gns3_example.py").read_text())
+    env = {**os.environ, "GNS3_PLUGINS": "none-installed"}
+    out = subprocess.run(gns3server() + ["--list-plugins", "--plugin", str(plugin)], capture_output=True,
+                         text=True, timeout=60, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (f"dev_example (file {plugin}): emulator example: program found "
+                                          "(no external program needed)")
+    server = start_server("--local", "--plugin", str(plugin))
+    status, project = http(server.port, "POST", "/v1/projects", {"name": "dev"})
+    assert status == 201
+    status, vm = http(server.port, "POST", f"/v1/projects/{project['project_id']}/example/vms", {"name": "v"})
+    assert status == 201, vm
 
 
 def test_help_lists_the_spec_flags() -> None:
@@ -221,3 +243,36 @@ def test_pid_and_log_files(start_server, tmp_path, plugin_env, config_file) -> N
     assert server.proc.wait(15) == 0
     assert not pid_file.exists()
     assert "listening on 127.0.0.1" in log_file.read_text()
+
+
+def test_new_plugin_writes_a_distribution_whose_tests_pass(tmp_path) -> None:
+    """The scaffold's own conformance tests pass untouched (here from its source tree; the packaging tests install
+    it from a wheel into a fresh environment as well)."""
+    target = tmp_path / "gns3-demo"
+    out = subprocess.run(gns3server() + ["new-plugin", "demo", str(target)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert f"Wrote the distribution gns3-demo in {target}" in out.stdout
+    assert (target / "pyproject.toml").read_text().count('demo = "gns3_demo.plugin"') == 1
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=target, env=env,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+@pytest.mark.parametrize(("name", "reason"), [("My-Emu", "cannot be a kind name"), ("vpcs", "already an API v1 kind"),
+                                              ("class", "cannot be a kind name")])
+def test_new_plugin_refuses_bad_names(tmp_path, name, reason) -> None:
+    out = subprocess.run(gns3server() + ["new-plugin", name, str(tmp_path / "x")], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 2 and reason in out.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_new_plugin_keeps_an_existing_directory(tmp_path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    out = subprocess.run(gns3server() + ["new-plugin", "demo", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 2 and "is not an empty directory" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

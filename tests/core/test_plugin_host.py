@@ -41,13 +41,14 @@ class ExtraRoutePlugin:
 class FakeEntryPoint:
     """What importlib.metadata hands out, with a load() we control."""
 
-    def __init__(self, name: str, target=None, error: Exception | None = None) -> None:
+    def __init__(self, name: str, target=None, error: Exception | None = None, dist: str | None = None,
+                 requires: list[str] | None = None) -> None:
         self.name = name
         self.group = plugins.ENTRY_POINT_GROUP
         self.target = target
         self.error = error
         self.loaded = False
-        self.dist = SimpleNamespace(name=f"gns3-{name}", version="9.9")
+        self.dist = SimpleNamespace(name=dist or f"gns3-{name}", version="9.9", requires=requires)
 
     def load(self):
         self.loaded = True
@@ -84,7 +85,7 @@ def test_plugin_raising_in_register_is_skipped(caplog) -> None:
     assert "example" in registry.emulators
     assert "/v1/broken/route" not in route_paths(registry)
     assert "/v1/version" in route_paths(registry)
-    assert report.failed == {"RaisingPlugin": "RuntimeError: register exploded"}
+    assert report.failed == {"RaisingPlugin": "failed to register: RuntimeError: register exploded"}
     assert "gns3_example" in report.loaded and "RaisingPlugin" not in report.loaded
     assert "register exploded" in caplog.text
     assert pm.get_plugin("RaisingPlugin") is None
@@ -98,8 +99,8 @@ def test_entry_points_loaded_and_broken_one_skipped(fake_entry_points, caplog) -
     assert "example" in registry.emulators
     assert "/v1/extra" in route_paths(registry)
     assert report.loaded["example"] == "gns3-example 9.9"
-    assert report.failed == {"missing": "ModuleNotFoundError: No module named 'gns3_missing'"}
-    assert "missing could not be loaded" in caplog.text
+    assert report.failed == {"missing": "could not be loaded: ModuleNotFoundError: No module named 'gns3_missing'"}
+    assert "Plugin missing is not mounted: could not be loaded" in caplog.text
 
 
 def test_env_var_restricts_entry_points(fake_entry_points, monkeypatch) -> None:
@@ -129,8 +130,10 @@ def test_list_plugins_output(fake_entry_points, capsys) -> None:
     code = list_plugins(Config(files=[]))
     out = capsys.readouterr().out
     assert "example (gns3-example 9.9): emulator example: program found (no external program needed)" in out
-    assert "extra (gns3-extra 9.9): no emulator" in out
-    assert "missing: FAILED to load: ModuleNotFoundError" in out
+    assert "extra (gns3-extra 9.9): no emulator kind (it adds routes only)" in out
+    assert "missing: FAILED to load: could not be loaded: ModuleNotFoundError" in out
+    assert "iou: not installed (IOU: install gns3-iou)" in out
+    assert "vmware: not installed (VMware: install gns3-vmware)" in out
     assert code == 1
 
 
@@ -146,7 +149,7 @@ class TestServerWithABrokenPlugin:
         return [RaisingPlugin(), gns3_example]
 
     async def test_server_still_serves(self, api, gns3_server) -> None:
-        assert gns3_server.plugin_report.failed["RaisingPlugin"].startswith("RuntimeError")
+        assert gns3_server.plugin_report.failed["RaisingPlugin"].startswith("failed to register: RuntimeError")
         assert (await api.get("/v1/version")).status == 200
         assert (await api.get("/v1/broken/route")).status == 404
         project = (await api.post("/v1/projects", {"name": "p"})).json

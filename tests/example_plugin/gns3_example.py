@@ -10,10 +10,8 @@ import sys
 from typing import Any
 
 from gns3core import hookimpl, schemas
-from gns3core.emulator import BaseVM, ManagedProcess, VMManager, vm_routes
+from gns3core.emulator import BaseVM, ManagedProcess, VMManager, VMRoutes
 from gns3core.registry import Emulator
-
-KIND = "example"
 
 CREATE = schemas.obj(
     {
@@ -84,9 +82,9 @@ class ExampleManager(VMManager):
 @hookimpl
 def gns3_register(registry) -> None:
     registry.add_emulator(Emulator(
-        name=KIND,
+        name="example",
         manager=ExampleManager,
-        routes=vm_routes(KIND, create=CREATE, update=UPDATE, output=OUTPUT, actions=("start", "stop", "reload"),
-                         capture=schemas.CAPTURE),
+        vm_routes=VMRoutes(create=CREATE, update=UPDATE, output=OUTPUT, actions=("start", "stop", "reload"),
+                           capture=schemas.CAPTURE),
         description="Example emulator with no external program",
     ))
