@@ -34,6 +34,34 @@ def string(max_length: int, description: str = "", *, nullable: bool = False, mi
     return schema
 
 
+def unbounded_strings(schema: Any, where: str = "") -> list[str]:
+    """Where a schema accepts a string of any length (a string type without `maxLength`, `enum` or `const`).
+
+    Every request schema must come back empty: the conformance kit and the core's tests check it for every route.
+    """
+    found: list[str] = []
+    if isinstance(schema, list):
+        for index, item in enumerate(schema):
+            found += unbounded_strings(item, f"{where}/{index}")
+        return found
+    if not isinstance(schema, dict):
+        return found
+    kind = schema.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string and not {"maxLength", "enum", "const"} & schema.keys():
+        found.append(where or "/")
+    for key in ("properties", "patternProperties", "definitions"):
+        for name, sub in (schema.get(key) or {}).items():
+            found += unbounded_strings(sub, f"{where}/{key}/{name}")
+    for key in ("items", "additionalProperties", "additionalItems", "not"):
+        if isinstance(schema.get(key), (dict, list)):
+            found += unbounded_strings(schema[key], f"{where}/{key}")
+    for key in ("oneOf", "anyOf", "allOf"):
+        if key in schema:
+            found += unbounded_strings(schema[key], f"{where}/{key}")
+    return found
+
+
 def obj(properties: dict[str, Any], required: list[str] | None = None, description: str = "",
         strict: bool = True) -> dict[str, Any]:
     """A draft-04 object schema; `strict` forbids unknown keys as almost every API v1 schema does."""
@@ -50,7 +78,7 @@ def obj(properties: dict[str, Any], required: list[str] | None = None, descripti
 # -- version -----------------------------------------------------------------------------------------------------------
 
 VERSION = obj(
-    {"version": {"type": "string", "description": "Version number"},
+    {"version": string(NAME_LENGTH, "Version number"),
      "local": {"type": "boolean", "description": "Whether this is a local server or not"}},
     required=["version"], description="Request validation to check a client's version",
 )
@@ -59,8 +87,8 @@ VERSION = obj(
 
 PROJECT_CREATE = obj(
     {
-        "name": {"description": "Project name", "type": ["string", "null"], "minLength": 1},
-        "path": {"description": "Project directory", "type": ["string", "null"], "minLength": 1},
+        "name": string(NAME_LENGTH, "Project name", nullable=True, min_length=1),
+        "path": string(PATH_LENGTH, "Project directory", nullable=True, min_length=1),
         "project_id": {"description": "Project UUID", "type": ["string", "null"], "minLength": 36, "maxLength": 36,
                        "pattern": UUID_PATTERN},
         "temporary": {"description": "If project is a temporary project", "type": "boolean"},
@@ -70,10 +98,9 @@ PROJECT_CREATE = obj(
 
 PROJECT_UPDATE = obj(
     {
-        "name": {"description": "Project name", "type": ["string", "null"], "minLength": 1},
+        "name": string(NAME_LENGTH, "Project name", nullable=True, min_length=1),
         "temporary": {"description": "If project is a temporary project", "type": "boolean"},
-        "path": {"description": "Path of the project on the server (work only with --local)",
-                 "type": ["string", "null"]},
+        "path": string(PATH_LENGTH, "Path of the project on the server (work only with --local)", nullable=True),
     },
     description="Request validation to update a Project instance",
 )
@@ -104,7 +131,7 @@ PROJECT_FILE_LIST = {
 UDP_PORT_OBJECT = obj({"udp_port": PORT}, required=["udp_port"], description="A UDP port for a tunnel")
 
 FILE_STREAM = obj(
-    {"location": {"description": "File path", "type": "string", "minLength": 1}},
+    {"location": string(PATH_LENGTH, "File path", min_length=1)},
     required=["location"], description="Request validation for streaming a file",
 )
 
@@ -122,24 +149,26 @@ INTERFACE_LIST = {
 
 # -- NIOs ---------------------------------------------------------------------------------------------------------
 
-_STR1 = {"type": "string", "minLength": 1}
+_DEVICE = string(NAME_LENGTH, min_length=1)
+_HOST_FILE = string(PATH_LENGTH, min_length=1)
 
 NIO_DEFINITIONS: dict[str, dict[str, Any]] = {
     "UDP": {
         "description": "UDP Network Input/Output",
-        "properties": {"type": {"enum": ["nio_udp"]}, "lport": PORT, "rhost": _STR1, "rport": PORT},
+        "properties": {"type": {"enum": ["nio_udp"]}, "lport": PORT, "rhost": string(HOST_LENGTH, min_length=1),
+                       "rport": PORT},
         "required": ["type", "lport", "rhost", "rport"],
         "additionalProperties": False,
     },
     "Ethernet": {
         "description": "Generic Ethernet Network Input/Output",
-        "properties": {"type": {"enum": ["nio_generic_ethernet"]}, "ethernet_device": _STR1},
+        "properties": {"type": {"enum": ["nio_generic_ethernet"]}, "ethernet_device": _DEVICE},
         "required": ["type", "ethernet_device"],
         "additionalProperties": False,
     },
     "LinuxEthernet": {
         "description": "Linux Ethernet Network Input/Output",
-        "properties": {"type": {"enum": ["nio_linux_ethernet"]}, "ethernet_device": _STR1},
+        "properties": {"type": {"enum": ["nio_linux_ethernet"]}, "ethernet_device": _DEVICE},
         "required": ["type", "ethernet_device"],
         "additionalProperties": False,
     },
@@ -151,25 +180,25 @@ NIO_DEFINITIONS: dict[str, dict[str, Any]] = {
     },
     "TAP": {
         "description": "TAP Network Input/Output",
-        "properties": {"type": {"enum": ["nio_tap"]}, "tap_device": _STR1},
+        "properties": {"type": {"enum": ["nio_tap"]}, "tap_device": _DEVICE},
         "required": ["type", "tap_device"],
         "additionalProperties": False,
     },
     "UNIX": {
         "description": "UNIX Network Input/Output",
-        "properties": {"type": {"enum": ["nio_unix"]}, "local_file": _STR1, "remote_file": _STR1},
+        "properties": {"type": {"enum": ["nio_unix"]}, "local_file": _HOST_FILE, "remote_file": _HOST_FILE},
         "required": ["type", "local_file", "remote_file"],
         "additionalProperties": False,
     },
     "VDE": {
         "description": "VDE Network Input/Output",
-        "properties": {"type": {"enum": ["nio_vde"]}, "control_file": _STR1, "local_file": _STR1},
+        "properties": {"type": {"enum": ["nio_vde"]}, "control_file": _HOST_FILE, "local_file": _HOST_FILE},
         "required": ["type", "control_file", "local_file"],
         "additionalProperties": False,
     },
     "VMNET": {
         "description": "VMNET Network Input/Output",
-        "properties": {"type": {"enum": ["nio_vmnet"]}, "vmnet": _STR1},
+        "properties": {"type": {"enum": ["nio_vmnet"]}, "vmnet": _DEVICE},
         "required": ["type", "vmnet"],
         "additionalProperties": False,
     },
@@ -223,7 +252,7 @@ COMMAND_LINE = {"description": "The emulator's command line of the last start (\
                 "type": "string"}
 
 BASE_VM_PROPERTIES: dict[str, Any] = {
-    "name": {"description": "VM name", "type": "string", "minLength": 1},
+    "name": string(NAME_LENGTH, "VM name", min_length=1),
     "vm_id": VM_ID,
     "project_id": {"description": "Project UUID", **UUID},
     "console": {"description": "console TCP port", "type": ["integer", "null"], "minimum": 1, "maximum": 65535},

@@ -15,7 +15,7 @@ from gns3core.registry import Emulator
 
 CREATE = schemas.obj(
     {
-        "name": {"type": "string", "minLength": 1},
+        "name": schemas.string(schemas.NAME_LENGTH, "VM name", min_length=1),
         "vm_id": {"oneOf": [schemas.UUID, {"type": "integer"}]},
         "console": schemas.CONSOLE_PORT,
         "adapters": {"type": "integer", "minimum": 1, "maximum": 8},
@@ -23,7 +23,8 @@ CREATE = schemas.obj(
     required=["name"],
 )
 UPDATE = schemas.obj(
-    {"name": {"type": ["string", "null"], "minLength": 1}, "console": schemas.CONSOLE_PORT},
+    {"name": schemas.string(schemas.NAME_LENGTH, "VM name", nullable=True, min_length=1),
+     "console": schemas.CONSOLE_PORT},
 )
 OUTPUT = schemas.obj(
     {

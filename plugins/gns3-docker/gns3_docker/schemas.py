@@ -6,9 +6,13 @@ from gns3core import schemas
 
 ADAPTERS = {"description": "Number of Ethernet adapters (eth0, eth1, ...)", "type": "integer", "minimum": 0,
             "maximum": 64}
-NAME = {"description": "Container name", "type": "string", "minLength": 1}
+NAME = schemas.string(schemas.NAME_LENGTH, "Container name", min_length=1)
+IMAGE = schemas.string(schemas.PATH_LENGTH, "Docker image reference, e.g. busybox:latest", min_length=1)
+STARTCMD = schemas.string(schemas.COMMAND_LINE_LENGTH, "Command run in the container instead of the image's CMD",
+                          nullable=True, min_length=1)
+ADAPTER_TYPE = schemas.string(schemas.NAME_LENGTH, "Adapter type (informational)", min_length=1)
 CONSOLE = {"description": "Console TCP port (a string is accepted and ignored, as in API v1)",
-           "oneOf": [schemas.CONSOLE_PORT, {"type": "string", "minLength": 1}]}
+           "oneOf": [schemas.CONSOLE_PORT, schemas.string(schemas.NAME_LENGTH, min_length=1)]}
 
 CREATE = schemas.obj(
     {
@@ -16,12 +20,10 @@ CREATE = schemas.obj(
                   "oneOf": [schemas.UUID, {"type": "integer"}]},
         "id": {"description": "Same as a UUID vm_id", **schemas.UUID},
         "name": NAME,
-        "startcmd": {"description": "Command run in the container instead of the image's CMD",
-                     "type": ["string", "null"], "minLength": 1},
-        "imagename": {"description": "Docker image reference, e.g. busybox:latest", "type": "string",
-                      "minLength": 1},
+        "startcmd": STARTCMD,
+        "imagename": IMAGE,
         "adapters": ADAPTERS,
-        "adapter_type": {"description": "Adapter type (informational)", "type": "string", "minLength": 1},
+        "adapter_type": ADAPTER_TYPE,
         "console": CONSOLE,
     },
     required=["name", "imagename"],
@@ -31,12 +33,10 @@ CREATE = schemas.obj(
 UPDATE = schemas.obj(
     {
         "name": NAME,
-        "image": {"description": "Docker image reference (container must be stopped)", "type": "string",
-                  "minLength": 1},
-        "startcmd": {"description": "Start command (container must be stopped)", "type": ["string", "null"],
-                     "minLength": 1},
+        "image": IMAGE,
+        "startcmd": STARTCMD,
         "adapters": ADAPTERS,
-        "adapter_type": {"type": "string", "minLength": 1},
+        "adapter_type": ADAPTER_TYPE,
         "console": schemas.CONSOLE_PORT,
     },
     description="Request validation to update a Docker container",

@@ -5,27 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from gns3core import schemas
-from gns3core.schemas import DRAFT4, UUID, obj
+from gns3core.schemas import CONFIG_LENGTH, DRAFT4, NAME_LENGTH, PATH_LENGTH, UUID, obj, string
 
-_STR1 = {"type": "string", "minLength": 1}
-_SLOT = {"oneOf": [{"type": "string"}, {"type": "null"}]}
+_STR1 = string(NAME_LENGTH, min_length=1)
+_PATH1 = string(PATH_LENGTH, min_length=1)
+_CONFIG = string(CONFIG_LENGTH)
+_CONFIG_BASE64 = string(CONFIG_LENGTH * 4 // 3 + 4)
+_SLOT = {"oneOf": [string(NAME_LENGTH), {"type": "null"}]}
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 NPE = {"enum": ["npe-100", "npe-150", "npe-175", "npe-200", "npe-225", "npe-300", "npe-400", "npe-g2"]}
 
 _ROUTER_COMMON: dict[str, Any] = {
     "name": _STR1,
-    "platform": {"type": "string", "minLength": 1, "pattern": "^c[0-9]{4}$"},
-    "chassis": {"type": "string", "minLength": 1, "pattern": "^[0-9]{4}(XM)?$"},
-    "image": _STR1,
-    "image_md5sum": {"type": ["string", "null"], "minLength": 1},
-    "startup_config_content": {"type": "string"},
-    "private_config_content": {"type": "string"},
+    "platform": string(NAME_LENGTH, min_length=1, pattern="^c[0-9]{4}$"),
+    "chassis": string(NAME_LENGTH, min_length=1, pattern="^[0-9]{4}(XM)?$"),
+    "image": _PATH1,
+    "image_md5sum": string(NAME_LENGTH, nullable=True, min_length=1),
+    "startup_config_content": _CONFIG,
+    "private_config_content": _CONFIG,
     "ram": {"type": "integer"},
     "nvram": {"type": "integer"},
     "mmap": {"type": "boolean"},
     "sparsemem": {"type": "boolean"},
     "clock_divisor": {"type": "integer"},
-    "idlepc": {"type": "string", "pattern": "^(0x[0-9a-fA-F]+)?$"},
+    "idlepc": string(NAME_LENGTH, pattern="^(0x[0-9a-fA-F]+)?$"),
     "idlemax": {"type": "integer"},
     "idlesleep": {"type": "integer"},
     "exec_area": {"type": "integer"},
@@ -34,16 +37,16 @@ _ROUTER_COMMON: dict[str, Any] = {
     "auto_delete_disks": {"type": "boolean"},
     "console": _PORT,
     "aux": _PORT,
-    "mac_addr": {"type": "string", "minLength": 1, "pattern": "^([0-9a-fA-F]{4}\\.){2}[0-9a-fA-F]{4}$"},
+    "mac_addr": string(NAME_LENGTH, min_length=1, pattern="^([0-9a-fA-F]{4}\\.){2}[0-9a-fA-F]{4}$"),
     "system_id": _STR1,
     **{f"slot{n}": _SLOT for n in range(7)},
     **{f"wic{n}": _SLOT for n in range(3)},
-    "startup_config_base64": {"type": "string"},
-    "private_config_base64": {"type": "string"},
+    "startup_config_base64": _CONFIG_BASE64,
+    "private_config_base64": _CONFIG_BASE64,
     "npe": NPE,
     "midplane": {"enum": ["std", "vxr"]},
-    "sensors": {"type": "array"},
-    "power_supplies": {"type": "array"},
+    "sensors": {"type": "array", "maxItems": 16, "items": {"type": "integer"}},
+    "power_supplies": {"type": "array", "maxItems": 16, "items": {"type": "integer"}},
     "iomem": {"type": "integer", "minimum": 0, "maximum": 100},
 }
 
@@ -51,8 +54,8 @@ ROUTER_CREATE = obj(
     {
         "vm_id": {"oneOf": [UUID, {"type": "integer"}]},
         "dynamips_id": {"type": "integer"},
-        "startup_config": _STR1,
-        "private_config": _STR1,
+        "startup_config": _PATH1,
+        "private_config": _PATH1,
         **_ROUTER_COMMON,
     },
     required=["name", "platform", "image", "ram"],
@@ -81,14 +84,14 @@ ROUTER_OBJECT = obj(
 
 ROUTER_CONFIGS = obj(
     {
-        "startup_config_content": {"type": ["string", "null"], "minLength": 1},
-        "private_config_content": {"type": ["string", "null"], "minLength": 1},
+        "startup_config_content": string(CONFIG_LENGTH, nullable=True, min_length=1),
+        "private_config_content": string(CONFIG_LENGTH, nullable=True, min_length=1),
     },
     description="Startup and private configs of a router",
 )
 
 IDLEPC_PROPOSALS = {"$schema": DRAFT4, "type": "array", "items": {"type": "string"}}
-AUTO_IDLEPC = obj({"idlepc": {"type": "string"}}, required=["idlepc"])
+AUTO_IDLEPC = obj({"idlepc": string(NAME_LENGTH)}, required=["idlepc"])
 
 IMAGE_LIST = {
     "$schema": DRAFT4,
@@ -158,12 +161,14 @@ PORT_SETTINGS = {
     "required": ["type", "vlan"],
     "additionalProperties": False,
 }
+# Frame Relay and ATM switch mappings: "<port>:<dlci>" -> "<port>:<dlci>" (or VPI/VCI triples).
+MAPPINGS = {"type": "object", "maxProperties": 1024, "additionalProperties": string(NAME_LENGTH)}
 _NIO_WRAPPER = {
     "type": "object",
     "properties": {
         "nio": {"type": "object", "oneOf": _DEVICE_NIO["oneOf"]},
         "port_settings": PORT_SETTINGS,
-        "mappings": {"type": "object"},
+        "mappings": MAPPINGS,
     },
     "required": ["nio"],
     "additionalProperties": False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gns3core import schemas
-from gns3core.schemas import DRAFT4, obj
+from gns3core.schemas import COMMAND_LINE_LENGTH, DRAFT4, NAME_LENGTH, PATH_LENGTH, obj, string
 
 PLATFORMS = [
     "aarch64", "alpha", "arm", "cris", "i386", "lm32", "m68k", "microblaze", "microblazeel", "mips", "mips64",
@@ -16,46 +16,48 @@ PRIORITIES = ["realtime", "very high", "high", "normal", "low", "very low"]
 MAC_PATTERN = "^([0-9a-fA-F]{2}[:]){5}([0-9a-fA-F]{2})$"
 DISKS = ("hda", "hdb", "hdc", "hdd")
 
-_STR = {"type": "string"}
-_STR_OR_NULL = {"type": ["string", "null"]}
+_PATH = string(PATH_LENGTH)
+_MD5 = string(NAME_LENGTH, nullable=True)
+# Words that end up inside a comma-separated Qemu option (`-device <adapter_type>,...`, `-drive ...,if=<interface>`):
+# a comma or an `=` there would smuggle in other properties (a `romfile=` reads any host file).
+_OPTION_WORD = "^[a-zA-Z0-9_.-]*$"
 _BOOL_OR_NULL = {"type": ["boolean", "null"]}
 
 
-def _image_fields(md5_type: Any) -> dict[str, Any]:
+def _image_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for disk in DISKS:
-        fields[f"{disk}_disk_image"] = {"description": f"QEMU {disk} disk image path", **_STR}
-        fields[f"{disk}_disk_interface"] = {"description": f"QEMU {disk} interface", **_STR}
-        fields[f"{disk}_disk_image_md5sum"] = {"description": f"QEMU {disk} disk image checksum", **md5_type}
+        fields[f"{disk}_disk_image"] = {"description": f"QEMU {disk} disk image path", **_PATH}
+        fields[f"{disk}_disk_interface"] = string(NAME_LENGTH, f"QEMU {disk} interface", pattern=_OPTION_WORD)
+        fields[f"{disk}_disk_image_md5sum"] = {"description": f"QEMU {disk} disk image checksum", **_MD5}
     for name in ("cdrom_image", "initrd", "kernel_image"):
-        fields[name] = {"description": f"QEMU {name} path", **_STR}
+        fields[name] = {"description": f"QEMU {name} path", **_PATH}
         md5 = "cdrom_image_md5sum" if name == "cdrom_image" else f"{name}_md5sum"
-        fields[md5] = {"description": f"{name} checksum", **md5_type}
+        fields[md5] = {"description": f"{name} checksum", **_MD5}
     return fields
 
 
 def _common(platforms: list[str], boot: list[str], priorities: list[str]) -> dict[str, Any]:
     return {
-        "usage": {"description": "How to use the QEMU VM", **_STR},
-        "qemu_path": {"description": "Path to QEMU", "type": ["string", "null"], "minLength": 1},
+        "usage": string(COMMAND_LINE_LENGTH, "How to use the QEMU VM"),
+        "qemu_path": string(PATH_LENGTH, "Path to QEMU", nullable=True, min_length=1),
         "platform": {"description": "Platform to emulate", "enum": platforms},
         "console": schemas.CONSOLE_PORT,
         "console_type": {"description": "Console type", "enum": ["telnet", "vnc"]},
-        **_image_fields(_STR_OR_NULL),
+        **_image_fields(),
         "boot_priority": {"description": "QEMU boot priority", "enum": boot},
         "ram": {"description": "Amount of RAM in MB", "type": ["integer", "null"]},
         "cpus": {"description": "Number of vCPUs", "type": ["integer", "null"], "minimum": 1, "maximum": 255},
         "adapters": {"description": "Number of adapters", "type": ["integer", "null"], "minimum": 0, "maximum": 32},
-        "adapter_type": {"description": "QEMU adapter type", "type": ["string", "null"], "minLength": 1},
-        "mac_address": {"description": "QEMU MAC address", "type": ["string", "null"], "minLength": 1,
-                        "pattern": MAC_PATTERN},
-        "kernel_command_line": {"description": "QEMU kernel command line", **_STR_OR_NULL},
+        "adapter_type": string(NAME_LENGTH, "QEMU adapter type", nullable=True, min_length=1, pattern=_OPTION_WORD),
+        "mac_address": string(17, "QEMU MAC address", nullable=True, min_length=1, pattern=MAC_PATTERN),
+        "kernel_command_line": string(COMMAND_LINE_LENGTH, "QEMU kernel command line", nullable=True),
         "legacy_networking": {"description": "Use QEMU legagy networking commands (-net syntax)", **_BOOL_OR_NULL},
         "acpi_shutdown": {"description": "ACPI shutdown support", **_BOOL_OR_NULL},
         "cpu_throttling": {"description": "Percentage of CPU allowed for QEMU", "minimum": 0, "maximum": 800,
                            "type": ["integer", "null"]},
         "process_priority": {"description": "Process priority for QEMU", "enum": priorities},
-        "options": {"description": "Additional QEMU options", **_STR_OR_NULL},
+        "options": string(COMMAND_LINE_LENGTH, "Additional QEMU options", nullable=True),
     }
 
 
@@ -64,7 +66,7 @@ VM_ID = {"description": "QEMU VM identifier", "oneOf": [schemas.UUID, {"type": "
 CREATE = obj(
     {
         "vm_id": VM_ID,
-        "name": {"description": "QEMU VM instance name", "type": "string", "minLength": 1},
+        "name": string(NAME_LENGTH, "QEMU VM instance name", min_length=1),
         "linked_clone": {"description": "Whether the VM is a linked clone or not", "type": "boolean"},
         **_common([*PLATFORMS, "null"], ["c", "d", "n", "cn", "cd"], [*PRIORITIES, "null"]),
     },
@@ -73,7 +75,7 @@ CREATE = obj(
 
 UPDATE = obj(
     {
-        "name": {"description": "QEMU VM instance name", "type": ["string", "null"], "minLength": 1},
+        "name": string(NAME_LENGTH, "QEMU VM instance name", nullable=True, min_length=1),
         **_common([*PLATFORMS, "null"], ["c", "d"], [*PRIORITIES, "null"]),
     },
     description="Request validation to update a QEMU VM instance",
@@ -94,12 +96,12 @@ _OUTPUT_PROPERTIES.update({
     "adapters": {"description": "Number of adapters", "type": "integer", "minimum": 0, "maximum": 32},
     "adapter_type": {"description": "QEMU adapter type", "type": "string", "minLength": 1},
     "mac_address": {"description": "QEMU MAC address", "type": "string", "minLength": 1, "pattern": MAC_PATTERN},
-    "kernel_command_line": {"description": "QEMU kernel command line", **_STR},
+    "kernel_command_line": {"description": "QEMU kernel command line", "type": "string"},
     "legacy_networking": {"description": "Use QEMU legagy networking commands (-net syntax)", "type": "boolean"},
     "acpi_shutdown": {"description": "ACPI shutdown support", "type": "boolean"},
     "cpu_throttling": {"description": "Percentage of CPU allowed for QEMU", "minimum": 0, "maximum": 800,
                        "type": "integer"},
-    "options": {"description": "Additional QEMU options", **_STR},
+    "options": {"description": "Additional QEMU options", "type": "string"},
 })
 
 OUTPUT = obj(_OUTPUT_PROPERTIES, required=sorted(_OUTPUT_PROPERTIES), description="QEMU VM instance")
@@ -132,8 +134,8 @@ IMG_OPTIONS = ("adapter_type", "cluster_size", "lazy_refcounts", "preallocation"
 
 IMG_CREATE = obj(
     {
-        "qemu_img": {"description": "Path to the qemu-img binary", "type": "string"},
-        "path": {"description": "Absolute or relative path of the image", "type": "string"},
+        "qemu_img": string(PATH_LENGTH, "Path to the qemu-img binary"),
+        "path": string(PATH_LENGTH, "Absolute or relative path of the image"),
         "format": {"description": "Image format type", "enum": ["qcow2", "qcow", "vpc", "vdi", "vmdk", "raw"]},
         "size": {"description": "Image size in Megabytes", "type": "integer"},
         "preallocation": {"enum": ["off", "metadata", "falloc", "full"]},

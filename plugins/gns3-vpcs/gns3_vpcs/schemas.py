@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from gns3core import schemas
 
-_SCRIPT = {"description": "Content of the VPCS startup script", "type": ["string", "null"]}
+_SCRIPT = schemas.string(schemas.CONFIG_LENGTH, "Content of the VPCS startup script", nullable=True)
 
 CREATE = schemas.obj(
     {
-        "name": {"description": "VPCS VM name", "type": "string", "minLength": 1},
+        "name": schemas.string(schemas.NAME_LENGTH, "VPCS VM name", min_length=1),
         "vm_id": {"description": "VPCS VM identifier (a UUID, or the integer id of a pre-1.3 project)",
                   "oneOf": [schemas.UUID, {"type": "integer"}]},
         "console": schemas.CONSOLE_PORT,
@@ -19,7 +19,7 @@ CREATE = schemas.obj(
 
 UPDATE = schemas.obj(
     {
-        "name": {"description": "VPCS VM name", "type": ["string", "null"], "minLength": 1},
+        "name": schemas.string(schemas.NAME_LENGTH, "VPCS VM name", nullable=True, min_length=1),
         "console": schemas.CONSOLE_PORT,
         "startup_script": _SCRIPT,
     },
