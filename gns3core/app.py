@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gns3core.config import Config
 from gns3core.plugins import load_plugins
-from gns3core.routing import error_response, make_handler
+from gns3core.routing import MAX_JSON_BODY, error_response, make_handler
 from gns3core.server import Server
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def create_app(
     pm, registry, report = load_plugins(extra_plugins, use_entry_points, plugin_files)
     server = Server(config, registry, pm, report, validate_output=validate_output)
     # No middleware: every request would pay for it. Routing errors are answered by a catch-all route instead.
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_JSON_BODY)
     app[SERVER_KEY] = server
     setup_routes(app, server)
     app.on_shutdown.append(_end_streams)
@@ -85,21 +85,39 @@ def _no_route_handler(app: web.Application, catch_all: web.AbstractResource) -> 
 
     async def no_route(request: web.Request) -> web.StreamResponse:
         server = app[SERVER_KEY]
+        denied = server.access.refuse(request, server.common_headers(request.path))
+        if denied is not None:
+            return denied
+        if request.method == "OPTIONS" and "Origin" in request.headers:
+            return _preflight(request, server.common_headers(request.path))
         allowed: set[str] = set()
         for resource in app.router.resources():
             if resource is not catch_all:
                 _match, methods = await resource.resolve(request)
                 allowed |= methods
         headers = server.common_headers(request.path)
+        path = request.path if len(request.path) <= 200 else request.path[:200] + "..."
         if allowed:
             headers["Allow"] = ",".join(sorted(allowed))
-            return error_response(405, f"Method {request.method} is not allowed on {request.path}", headers)
+            return error_response(405, f"Method {request.method} is not allowed on {path}", headers)
         not_installed = missing_kind_message(request.path, missing)
         if not_installed is not None:
             return error_response(404, not_installed, headers)
-        return error_response(404, f"No such API endpoint: {request.method} {request.path}", headers)
+        return error_response(404, f"No such API endpoint: {request.method} {path}", headers)
 
     return no_route
+
+
+def _preflight(request: web.Request, headers: dict[str, str]) -> web.Response:
+    """CORS preflight of a page whose origin the configuration allows (the access check refused the others)."""
+    headers.update({
+        "Access-Control-Allow-Origin": request.headers["Origin"],
+        "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    })
+    return web.Response(status=204, headers=headers)
 
 
 async def _server_lifecycle(app: web.Application) -> AsyncIterator[None]:

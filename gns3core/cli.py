@@ -194,6 +194,24 @@ def use_pidfd_child_watcher() -> None:
         asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
+def unprotected_bind_refusal(section: Any) -> str | None:
+    """Why the server must not start: reachable from other machines with auth off (anyone there could run programs
+    through it). None when it binds loopback only, has auth on, or the configuration opts out explicitly."""
+    from gns3core.access import is_loopback
+
+    host = section.get("host") or "127.0.0.1"
+    if is_loopback(host) or (section.getbool("auth") and section.get("user")):
+        return None
+    if section.getbool("allow_remote_without_auth"):
+        log.warning("Listening on %s without authentication ([Server] allow_remote_without_auth = true): anyone who "
+                    "can reach this address controls the server", host)
+        return None
+    return (f"Refusing to listen on {host} without authentication: anyone who can reach that address could create "
+            "VMs and run programs through this server. Turn auth on ([Server] auth = true, user = NAME, "
+            "password = SECRET), or bind 127.0.0.1, or accept the risk explicitly with "
+            "[Server] allow_remote_without_auth = true")
+
+
 def serve(config: Config, extra_plugins: list[Any] | None = None, plugin_files: list[str] | None = None) -> int:
     """Run the server until SIGTERM/SIGINT or `POST /v1/server/shutdown`; `extra_plugins` are registered in-process."""
     from aiohttp import web
@@ -204,6 +222,11 @@ def serve(config: Config, extra_plugins: list[Any] | None = None, plugin_files: 
     section = config.server
     host = section.get("host") or "127.0.0.1"
     port = section.getint("port", 8000)
+    refusal = unprotected_bind_refusal(section)
+    if refusal is not None:
+        log.critical(refusal)
+        print(refusal, file=sys.stderr)
+        return 1
     ssl_context = None
     if section.getbool("ssl"):
         import ssl

@@ -12,6 +12,9 @@ log = logging.getLogger(__name__)
 
 # The API v1 release a GNS3 client must see to accept the server (1.5.4 was the last v1 release).
 DEFAULT_COMPAT_VERSION = "1.5.4"
+# Projects open at once; each costs little (measured by bench/drills.py), the cap keeps a client loop from piling
+# them up without end.
+DEFAULT_MAX_PROJECTS = 1000
 
 SERVER_DEFAULTS: dict[str, str] = {
     "host": "127.0.0.1",
@@ -32,6 +35,10 @@ SERVER_DEFAULTS: dict[str, str] = {
     "debug": "false",
     "quiet": "false",
     "record": "",
+    "allowed_origins": "",
+    "allowed_hosts": "",
+    "allow_remote_without_auth": "false",
+    "max_projects": str(DEFAULT_MAX_PROJECTS),
 }
 
 _TRUE = {"1", "yes", "true", "on"}

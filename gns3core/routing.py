@@ -7,8 +7,6 @@ with that status), or an aiohttp response it built itself (streams). It raises `
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import json
 import logging
 import sys
@@ -21,6 +19,7 @@ from aiohttp import web
 
 from gns3core.errors import ApiError, BadRequest
 from gns3core.projects import check_uuid
+from gns3core.schema_errors import request_problem
 
 if TYPE_CHECKING:
     from gns3core.server import Server
@@ -84,9 +83,14 @@ class ApiRequest:
         return self.server.projects.get(self.match["project_id"])
 
     def headers(self, content_type: str | None = None) -> dict[str, str]:
+        """Headers of a response the handler builds itself (a stream): the common ones, CORS when allowed."""
         headers = self.server.common_headers(self.route.path)
         if content_type:
             headers["Content-Type"] = content_type
+        origin = self.raw.headers.get("Origin")
+        if origin is not None:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Vary"] = "Origin"
         return headers
 
 
@@ -132,32 +136,106 @@ def error_response(status: int, message: str, headers: dict[str, str], extra: di
     return json_response(body, status, headers)
 
 
-def schema_error_message(validator: jsonschema.protocols.Validator, body: Any) -> str | None:
-    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
-    if error is None:
-        return None
-    return f"Invalid JSON: {error.message} in schema: {json.dumps(error.schema)}"
+# The largest JSON body read (uploads are streamed, not bounded by this): two 1 MiB router configurations in base64
+# fit with room to spare, and ten hostile bodies at once cost tens of megabytes, not gigabytes.
+MAX_JSON_BODY = 8 * 1024 * 1024
+# Bodies larger than this are parsed and validated in a worker thread, so a big one never stalls other clients.
+THREAD_PARSE_THRESHOLD = 64 * 1024
+ECHO_STRING = 200  # characters of each string of a refused request echoed in the 400 body
+ECHO_ITEMS = 50
+ECHO_DEPTH = 8
 
 
-def check_auth(server: Server, request: web.Request) -> web.Response | None:
-    expected = server.auth_header
-    if expected is None:
-        return None
-    given = request.headers.get("Authorization", "")
-    if hmac.compare_digest(given.encode("utf-8", errors="replace"), expected.encode("utf-8")):
-        return None
-    response = web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="GNS3 server"'})
-    response.force_close()
-    return response
+def parse_json_body(data: bytes) -> Any:
+    """The request body as JSON whatever its Content-Type (the GNS3 client and `curl -d` send no JSON type).
+
+    400 for text that is not JSON, is nested too deeply to parse, or carries strings no host API takes
+    (a NUL byte, a lone surrogate): those would fail later as a 500 deep inside a handler.
+    """
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except RecursionError as exc:
+        raise BadRequest("Invalid JSON: the body is nested too deeply") from exc
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        raise MalformedBody(f"Invalid JSON {exc}", data) from exc
+    if b"\\u" in data:  # NUL and surrogates can only arrive as \u escapes: most bodies skip the walk
+        check_strings(body)
+    return body
 
 
-def basic_auth_header(user: str, password: str) -> str:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return f"Basic {token}"
+class MalformedBody(BadRequest):
+    """A body that is not JSON: echoed back as `{"malformed_json": <text>}`."""
+
+    def __init__(self, message: str, data: bytes) -> None:
+        super().__init__(message)
+        text = data[: ECHO_STRING * 4].decode("utf-8", errors="replace")
+        self.echo = {"malformed_json": text if len(data) <= ECHO_STRING * 4 else text + "..."}
+
+
+def check_strings(body: Any) -> None:
+    """400 naming the field for a string (value or key) with a NUL byte or a lone surrogate."""
+    stack: list[tuple[Any, str]] = [(body, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_string(key, f"{where}.{key}" if where else str(key))
+                stack.append((item, f"{where}.{key}" if where else str(key)))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_string(value, where or "the body")
+
+
+def _check_string(value: str, where: str) -> None:
+    if "\x00" in value:
+        raise BadRequest(f"Invalid JSON: {where[:100]} contains a NUL character, which is not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"Invalid JSON: {where[:100]} contains a lone UTF-16 surrogate, which is not allowed") from exc
+
+
+def abridged(value: Any, depth: int = 0) -> Any:
+    """A refused request as echoed in the 400 body: long strings and lists cut, deep nesting elided."""
+    if isinstance(value, str):
+        return value if len(value) <= ECHO_STRING else value[:ECHO_STRING] + f"... ({len(value)} characters)"
+    if depth >= ECHO_DEPTH and isinstance(value, (dict, list)):
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())
+        echo = {abridged(k) if isinstance(k, str) else k: abridged(v, depth + 1) for k, v in items[:ECHO_ITEMS]}
+        if len(items) > ECHO_ITEMS:
+            echo["..."] = f"{len(items) - ECHO_ITEMS} more keys"
+        return echo
+    if isinstance(value, list):
+        echo_list = [abridged(v, depth + 1) for v in value[:ECHO_ITEMS]]
+        if len(value) > ECHO_ITEMS:
+            echo_list.append(f"... {len(value) - ECHO_ITEMS} more items")
+        return echo_list
+    return value
+
+
+def _parse_and_validate(data: bytes, validator: jsonschema.protocols.Validator | None) -> Any:
+    body = parse_json_body(data)
+    if validator is not None:
+        problem = request_problem(validator, body)
+        if problem is not None:
+            raise InvalidBody(problem, body)
+    return body
+
+
+class InvalidBody(BadRequest):
+    """A parsed body its schema refuses (carries the body for the 400 echo)."""
+
+    def __init__(self, message: str, body: Any) -> None:
+        super().__init__(message)
+        self.body = body
 
 
 def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Wrap a route handler with auth, the per-VM lock, id checks, body parsing, validation and error mapping."""
+    """Wrap a route handler with the access check, the per-VM lock, id checks, body parsing, validation and error
+    mapping."""
     validator = jsonschema.Draft4Validator(route.input) if route.input is not None else None
     out_validator = jsonschema.Draft4Validator(route.output) if route.output is not None else None
     lock_param = next((p for p in _LOCK_PARAMS if "{" + p + "}" in route.path), None)
@@ -166,32 +244,31 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
 
     async def run(request: web.Request) -> web.StreamResponse:
         body: Any = {}
+        validated = False
         try:
-            if server.auth_header is not None:
-                denied = check_auth(server, request)
-                if denied is not None:
-                    return denied
+            denied = server.access.refuse(request, server.common_headers(route.path))
+            if denied is not None:
+                return denied
             match = request.match_info
             for param, what in id_params:
                 check_uuid(match[param], what)
             if not route.raw and request.body_exists:
                 data = await request.read()
                 if data:
-                    try:
-                        body = json.loads(data.decode("utf-8"))
-                    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-                        body = {"malformed_json": data.decode("utf-8", errors="replace")}
-                        raise BadRequest(f"Invalid JSON {exc}") from exc
+                    if len(data) > THREAD_PARSE_THRESHOLD:
+                        body = await asyncio.to_thread(_parse_and_validate, data, validator)
+                        validated = True
+                    else:
+                        body = parse_json_body(data)
             if server.record_path is not None:
                 server.record_request(request, body)
-            if validator is not None:
-                problem = schema_error_message(validator, body)
+            if validator is not None and not validated:
+                problem = request_problem(validator, body)
                 if problem is not None:
                     raise BadRequest(problem)
             result = await route.handler(ApiRequest(request, match, body, server, route))
         except ApiError as exc:
-            extra = {"path": route.path, "request": body} if exc.status == 400 else None
-            return error_response(exc.status, exc.message, server.common_headers(route.path), extra)
+            return _api_error(exc, body, route, server, request)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except web.HTTPException as exc:  # from aiohttp itself, e.g. a body over the size limit
@@ -199,7 +276,19 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
                 raise
             text = exc.text or ""
             message = text if text and not text.startswith(str(exc.status)) else f"{exc.status}: {exc.reason}"
+            if exc.status == 413:
+                message = f"The request body is larger than the {MAX_JSON_BODY // (1024 * 1024)} MiB allowed"
             return error_response(exc.status, message, server.common_headers(route.path))
+        except RecursionError:
+            return _api_error(BadRequest("Invalid JSON: the request is nested too deeply"), {}, route, server,
+                              request)
+        except ValueError as exc:  # bad input that got past the schema (a name the OS or a codec refuses)
+            log.warning("Refused %s %s: %s", request.method, request.path, exc, exc_info=True)
+            return _api_error(BadRequest(f"Invalid value: {_cut(str(exc))}"), body, route, server, request)
+        except OSError as exc:  # the host refused (a name too long, a full disk): the request changed nothing more
+            log.warning("Host refused %s %s: %s", request.method, request.path, exc, exc_info=True)
+            return error_response(409, f"The host refused the operation: {_cut(exc.strerror or str(exc))}",
+                                  server.common_headers(route.path))
         except Exception as exc:
             log.exception("Unexpected error on %s %s", request.method, request.path)
             message = f"Internal server error ({type(exc).__name__}); the server log has the details"
@@ -208,18 +297,18 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
         encoded = type(result) is Encoded
         if encoded and not server.validate_output:
             headers["Content-Type"] = JSON_TYPE
-            return web.Response(body=result.body, status=route.status, headers=headers)
+            return _with_cors(web.Response(body=result.body, status=route.status, headers=headers), request)
         if isinstance(result, web.StreamResponse):
             return result
         if result is None:
-            return empty_response(route.status, headers)
+            return _with_cors(empty_response(route.status, headers), request)
         data = result.data if encoded else result
         if out_validator is not None and server.validate_output:
             error = jsonschema.exceptions.best_match(out_validator.iter_errors(data))
             if error is not None:
                 log.error("Output of %s does not match its schema: %s", route.path, error.message)
-                return error_response(500, f"Output does not match the schema: {error.message}", headers)
-        return json_response(data, route.status, headers)
+                return error_response(500, f"Output does not match the schema: {_cut(error.message)}", headers)
+        return _with_cors(json_response(data, route.status, headers), request)
 
     if lock_param is None:
         return run
@@ -233,6 +322,30 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
             locks.release(key, lock)
 
     return handle
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _with_cors(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:
+    """An allowed cross-origin request (the access check refused the others) gets its origin back."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def _api_error(exc: ApiError, body: Any, route: Route, server: Server, request: web.Request) -> web.StreamResponse:
+    headers = server.common_headers(route.path)
+    extra = None
+    if exc.status == 400:
+        echo = getattr(exc, "echo", None)
+        if echo is None:
+            echo = abridged(getattr(exc, "body", body))
+        extra = {"path": route.path, "request": echo}
+    return _with_cors(error_response(exc.status, _cut(exc.message, 1000), headers, extra), request)
 
 
 SERVER_HEADER_PREFIX = f"Python/{sys.version_info.major}.{sys.version_info.minor}"

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gns3core import __version__
-from gns3core.config import DEFAULT_COMPAT_VERSION, Config
+from gns3core.access import AccessPolicy
+from gns3core.config import DEFAULT_COMPAT_VERSION, DEFAULT_MAX_PROJECTS, Config
 from gns3core.emulator.process import kill_all_live
 from gns3core.ports import PortManager, PortRange
 from gns3core.projects import ProjectManager
-from gns3core.routing import SERVER_HEADER_PREFIX, VMLocks, basic_auth_header
+from gns3core.routing import SERVER_HEADER_PREFIX, VMLocks
 
 if TYPE_CHECKING:
     import pluggy
@@ -70,11 +71,8 @@ class Server:
         self.version = section.get("compatibility_version") or DEFAULT_COMPAT_VERSION
         self.local = section.getbool("local")
         self.host = section.get("host") or "127.0.0.1"
-        user = section.get("user") or ""
-        if section.getbool("auth") and user:
-            self.auth_header: str | None = basic_auth_header(user, section.get("password") or "")
-        else:
-            self.auth_header = None
+        self.access = AccessPolicy(section, self.host)
+        self.max_projects = section.getint("max_projects", DEFAULT_MAX_PROJECTS)
         self._server_header = f"{SERVER_HEADER_PREFIX} GNS3/{self.version} gns3core/{__version__}"
         self.record_path = section.getpath("record")
 
@@ -101,8 +99,12 @@ class Server:
             return "::" if ":" in host else "0.0.0.0"
         return host
 
+    @property
+    def auth_header(self) -> str | None:
+        return self.access.auth_header
+
     def common_headers(self, route_path: str) -> dict[str, str]:
-        return {"X-Route": route_path, "Server": self._server_header, "Access-Control-Allow-Origin": "*"}
+        return {"X-Route": route_path, "Server": self._server_header}
 
     # -- shared services -------------------------------------------------------------------------------------------
 

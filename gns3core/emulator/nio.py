@@ -46,7 +46,7 @@ class NIOUDP(NIO):
             family, kind, proto, _, address = infos[0]
             with socket.socket(family, kind, proto) as sock:
                 sock.connect(address)
-        except (OSError, IndexError) as exc:
+        except (OSError, IndexError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
             raise Conflict(f"Could not create an UDP connection to {self.rhost}:{self.rport}: {exc}") from exc
 
 

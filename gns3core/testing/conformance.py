@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from gns3core.schemas import unbounded_strings
 from gns3core.testing.client import ApiClient
 
 ALL_NIO_SAMPLES: dict[str, dict[str, Any]] = {
@@ -128,6 +129,20 @@ class EmulatorConformance:
         assert reply.json["request"]["unknown_field_xyz"] == 1
         assert len(gns3_server.emulators[self.emulator].vms) == before_vms
         assert (await self.listing(gns3_api, pid)).json == before_files
+
+    async def test_request_strings_have_max_length(self, gns3_server) -> None:
+        """Every string a request of this kind may carry has a length limit (use `gns3core.schemas.string`)."""
+        routes = gns3_server.registry.emulators[self.emulator].routes
+        unbounded = {f"{r.method} {r.path}": where for r in routes if r.input is not None
+                     for where in [unbounded_strings(r.input)] if where}
+        assert not unbounded, f"string fields without maxLength: {unbounded}"
+
+    async def test_short_schema_error_messages(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
+        pid = gns3_project["project_id"]
+        reply = await self.create(gns3_api, pid, name="x" * 100_000)
+        assert reply.status == 400
+        assert reply.json["message"].startswith("Invalid JSON: name is too long")
+        assert len(reply.body) < 2000  # the value is not echoed in full, neither in the message nor the request
 
     async def test_wrong_type_and_malformed_json(self, gns3_api: ApiClient, gns3_project: dict[str, Any]) -> None:
         pid = gns3_project["project_id"]

@@ -215,7 +215,7 @@ def test_sigterm_with_open_streams_is_prompt(start_server) -> None:
     for path, body in ((f"/v1/projects/{pid}/notifications", b""),
                        ("/v1/files/stream", json.dumps({"location": str(capture)}).encode())):
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         streams.append(sock)
     try:

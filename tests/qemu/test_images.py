@@ -53,7 +53,8 @@ async def test_upload_streams_with_md5(api, images_dir: Path) -> None:
 async def test_upload_path_with_dotdot_is_refused(api, images_dir: Path, tmp_path: Path) -> None:
     for path in ("/v1/qemu/vms/%2E%2E/%2E%2E/escaped.img", "/v1/qemu/vms/a/%2e%2e/%2e%2e/%2e%2e/escaped.img",
                  "/v1/qemu/vms/.hidden"):
-        request = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n").encode()
+        request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n"
+                   "Connection: close\r\n\r\n").encode()
         answer = await raw_http(api, request, [b"evil"])
         assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
         assert b"Could not write image" in answer
@@ -68,7 +69,7 @@ async def test_broken_upload_leaves_no_file(api, images_dir: Path) -> None:
     (images_dir / "keep.img").write_bytes(b"old image")
     (images_dir / "keep.img.md5sum").write_text(hashlib.md5(b"old image").hexdigest())
     for name in ("broken.img", "keep.img"):
-        request = (f"POST /v1/qemu/vms/{name} HTTP/1.1\r\nHost: x\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n"
+        request = (f"POST /v1/qemu/vms/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n"
                    ).encode()
         await raw_http(api, request, [b"z" * (3 * 1024 * 1024)], close_early=True)
     for _ in range(100):  # the server notices the broken connection on its own time
