@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lab import require_program
 
-from gns3core.testing.conformance import EmulatorConformance
+from gns3core.testing.conformance import CaptureSection, EmulatorConformance, LinkChangeSection
 
 
 class TestRouterConformance(EmulatorConformance):
@@ -20,7 +20,10 @@ class TestRouterConformance(EmulatorConformance):
         require_program("dynamips")
 
 
-class _DeviceConformance(EmulatorConformance):
+class _DeviceConformance(EmulatorConformance, LinkChangeSection, CaptureSection):
+    """Switches and hubs run from creation: links change under traffic and captures record it, on both backends."""
+
+    always_running = True
     emulator = "dynamips_devices"
     segment = "dynamips"  # the URLs are /dynamips/devices
     collection = "devices"
