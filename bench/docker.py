@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -56,40 +57,47 @@ async def engine_round(engine: DockerEngine, count: int) -> tuple[list[float], l
     """Create then start `count` containers concurrently on the bare engine; per-container durations."""
     spec = {"Image": TEST_IMAGE, "Tty": True, "OpenStdin": True, "Labels": {"gns3.bench": "1"},
             "HostConfig": {"NetworkMode": "none", "CapAdd": ["NET_ADMIN"]}}
-    created = await asyncio.gather(*(timed(engine.query("POST", "/containers/create", body=spec))
+    created = await asyncio.gather(*(timed(engine.create_container(spec, f"gns3-bench-{uuid.uuid4()}"))
                                      for _ in range(count)))
-    ids = [result["Id"] for _, result in created]
-    started = await asyncio.gather(*(timed(engine.query("POST", f"/containers/{cid}/start")) for cid in ids))
-    await asyncio.gather(*(engine.query("DELETE", f"/containers/{cid}", params={"force": True}) for cid in ids))
+    ids = [cid for _, cid in created]
+    started = await asyncio.gather(*(timed(engine.start_container(cid)) for cid in ids))
+    await asyncio.gather(*(engine.remove_container(cid) for cid in ids))
     return [t for t, _ in created], [t for t, _ in started]
 
 
 class EngineTimer:
-    """Wraps DockerEngine.query in the server process to record how long each engine call took, by method and path,
-    so the server's own time is the request time minus the engine's create and start calls of that container."""
+    """Wraps the engine's create and start calls in the server process to record how long each took (by container
+    name and id), so the server's own time is the request time minus the engine's create and start of that
+    container."""
 
     def __init__(self) -> None:
-        self.calls: dict[tuple[str, str], float] = {}
-        self._original = DockerEngine.query
+        self.created: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self._create, self._start = DockerEngine.create_container, DockerEngine.start_container
         timer = self
 
-        async def query(engine: DockerEngine, method: str, path: str, **kwargs):
+        async def create_container(engine: DockerEngine, spec: dict, name: str) -> str:
             start = time.perf_counter()
             try:
-                return await timer._original(engine, method, path, **kwargs)
+                return await timer._create(engine, spec, name)
             finally:
-                params = kwargs.get("params") or {}
-                key = path + (f"?name={params['name']}" if "name" in params else "")
-                timer.calls[(method, key)] = time.perf_counter() - start
+                timer.created[name] = time.perf_counter() - start
 
-        DockerEngine.query = query
+        async def start_container(engine: DockerEngine, cid: str) -> None:
+            start = time.perf_counter()
+            try:
+                return await timer._start(engine, cid)
+            finally:
+                timer.started[cid] = time.perf_counter() - start
+
+        DockerEngine.create_container = create_container
+        DockerEngine.start_container = start_container
 
     def engine_time(self, vm_id: str, cid: str) -> tuple[float, float]:
-        return (self.calls.get(("POST", f"/containers/create?name=gns3-{vm_id}"), 0.0),
-                self.calls.get(("POST", f"/containers/{cid}/start"), 0.0))
+        return self.created.get(f"gns3-{vm_id}", 0.0), self.started.get(cid, 0.0)
 
     def restore(self) -> None:
-        DockerEngine.query = self._original
+        DockerEngine.create_container, DockerEngine.start_container = self._create, self._start
 
 
 TIMER: EngineTimer | None = None

@@ -10,7 +10,6 @@ Also usable from a shell:  python tests/docker/dockerd.py start DIR   /   python
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import shutil
@@ -18,16 +17,14 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from gns3_docker.busybox_image import IMAGE_COMMAND, build_rootfs_tar
+
 TEST_IMAGE = "gns3test/busybox:latest"
-BUSYBOX_APPLETS = ("sh", "ash", "ip", "ping", "cat", "echo", "sleep", "ls", "ifconfig", "route", "ps", "kill",
-                   "grep", "hostname", "true", "false", "env", "mkdir", "rm", "sed", "wc", "head", "tail", "arp",
-                   "nc", "traceroute", "udhcpc", "vi", "id", "uname", "date", "top", "mount", "dmesg")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -223,38 +220,13 @@ def stop_dockerd(base: Path, timeout: float = 20.0) -> None:
         subprocess.run(["umount", str(base / "root")], check=False, capture_output=True)
 
 
-def build_busybox_tar() -> bytes:
-    """A root filesystem of one static busybox with the applets the tests use as symlinks."""
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        raise RuntimeError("busybox is not installed (apt-get install -y busybox-static)")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for directory in ("bin", "etc", "tmp", "proc", "sys", "dev", "root"):
-            info = tarfile.TarInfo(directory)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(info)
-        tar.add(os.path.realpath(busybox), arcname="bin/busybox")
-        for applet in BUSYBOX_APPLETS:
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type = tarfile.SYMTYPE
-            info.linkname = "busybox"
-            tar.addfile(info)
-        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def import_test_image(socket_path: str, reference: str = TEST_IMAGE) -> None:
-    """`docker import` through the Engine API (POST /images/create?fromSrc=-): no registry is needed."""
+    """`docker import` of the plugin's offline busybox image (gns3_docker.busybox_image) through the Engine API
+    (POST /images/create?fromSrc=-): no registry is needed."""
     repo, _, tag = reference.rpartition(":")
     query = urllib.parse.urlencode({"fromSrc": "-", "repo": repo, "tag": tag,
-                                    "changes": 'CMD ["/bin/sh"]'})
-    status, raw = engine_call(socket_path, "POST", f"/images/create?{query}", build_busybox_tar(),
+                                    "changes": f"CMD {IMAGE_COMMAND}"})
+    status, raw = engine_call(socket_path, "POST", f"/images/create?{query}", build_rootfs_tar(),
                               headers={"Content-Type": "application/x-tar"}, timeout=120)
     if status != 200 or b'"error"' in raw:
         raise RuntimeError(f"importing {reference} failed: {status} {raw[-500:]!r}")
