@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,7 @@ class Console:
         self.reader = reader
         self.writer = writer
         self.text = ""
+        self.seen = b""  # every byte received, telnet commands removed, for checks on the raw output
 
     @classmethod
     async def connect(cls, port: int, timeout: float = 10.0) -> Console:
@@ -69,7 +72,9 @@ class Console:
                 continue
             if not chunk:
                 raise AssertionError(f"console closed while waiting for {pattern!r}; it said:\n{self.text[-2000:]}")
-            self.text += strip_telnet(chunk).decode(errors="replace").replace("\r", "")
+            data = strip_telnet(chunk)
+            self.seen += data
+            self.text += data.decode(errors="replace").replace("\r", "")
 
     async def run(self, command: str, timeout: float = 20.0) -> str:
         """Run a shell command in the container and return its output (a marker tells where it ends)."""
@@ -110,3 +115,16 @@ class VPCS(VPCSProcess):
 def host_veths(prefix: str = "g3d") -> list[str]:
     """Host interfaces the plugin created (their names start with g3d)."""
     return [name for _, name in socket.if_nameindex() if name.startswith(prefix)]
+
+
+async def read_notifications(response, wanted: set[str], timeout: float = 20) -> dict[str, Any]:
+    """Collect notifications until every action in `wanted` was seen; returns the last event of each action."""
+    seen: dict[str, Any] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not wanted <= seen.keys():
+        line = await asyncio.wait_for(response.content.readline(), max(0.1, deadline - loop.time()))
+        if line.strip():
+            message = json.loads(line)
+            seen[message["action"]] = message.get("event")
+    return seen

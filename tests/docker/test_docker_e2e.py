@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import re
 import subprocess
@@ -11,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_helpers import VPCS, Console, free_udp_port, host_veths, require
+from docker_helpers import VPCS, Console, free_udp_port, host_veths, read_notifications, require
 from dockerd import TEST_IMAGE, Dockerd
 
 from gns3core.ports import tcp_port_is_free
@@ -98,19 +96,6 @@ async def test_container_pings_vpcs_pause_resume_console_delete(api, project, gn
         assert not any(name.startswith(f"docker-{box['vm_id']}") for name in gns3_server.dataplane.bridges)
     finally:
         vpcs.stop()
-
-
-async def read_notifications(response, wanted: set[str], timeout: float = 20) -> dict[str, Any]:
-    """Collect notifications until every action in `wanted` was seen; returns the last event of each action."""
-    seen: dict[str, Any] = {}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not wanted <= seen.keys():
-        line = await asyncio.wait_for(response.content.readline(), max(0.1, deadline - loop.time()))
-        if line.strip():
-            message = json.loads(line)
-            seen[message["action"]] = message.get("event")
-    return seen
 
 
 async def test_container_exiting_on_its_own_is_reported(api, project) -> None:
