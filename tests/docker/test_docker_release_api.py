@@ -64,7 +64,7 @@ async def test_release_client_session(api, project, gns3_server, tmp_path: Path,
     """Create with a 1.5.4 body, link to a real VPCS, capture, ping, consoles, events, and the seed's view."""
     require("nsenter", "util-linux")
     pid = project["project_id"]
-    box_port = (await api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
+    box_port = free_udp_port()  # an ephemeral port: the low end of the server range is shared with other test runs
     vpcs_port = free_udp_port(avoid={box_port}, also=(9,))
     vpcs = VPCS(tmp_path / "vpcs", free_tcp_port(), vpcs_port, box_port)
     try:
