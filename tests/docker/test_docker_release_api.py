@@ -277,7 +277,7 @@ async def test_per_route_defaults_and_both_field_names(api, project, docker_engi
     for body in ({"name": "no-image"}, {"image": TEST_IMAGE}, {"name": "x", "image": TEST_IMAGE, "adapters": 100},
                  {"name": "x", "image": TEST_IMAGE, "console_type": "rdp"},
                  {"name": "x", "image": TEST_IMAGE, "console_resolution": "big"},
-                 {"name": "x", "image": "i" * 300}, {"name": "x", "image": TEST_IMAGE, "start_command": "s" * 9000}):
+                 {"name": "x", "image": "i" * 600}, {"name": "x", "image": TEST_IMAGE, "start_command": "s" * 9000}):
         reply = await api.post(vms(pid), body)
         assert reply.status == 400, (body, reply)
     reply = await api.post(vms(pid), release_body(start_command="sh -c 'unclosed"))
