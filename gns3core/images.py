@@ -48,8 +48,12 @@ def _write_chunk(handle: Any, digest: Any, data: bytes) -> None:
     handle.write(data)
 
 
-async def receive_upload(content: StreamReader, target: Path, expected_length: int | None) -> str:
+async def receive_upload(content: StreamReader, target: Path, expected_length: int | None,
+                         executable: bool = False) -> str:
     """Stream a request body into target and return its md5, both computed in one pass in constant memory.
+
+    Images are data (disks, ROMs) and are stored without any execute bit; only a kind whose images are programs
+    (IOU) asks for `executable`, since whoever may upload one may then have the server run it.
 
     The bytes go to a hidden temporary file beside the target, renamed into place only when the body is complete:
     a broken-off upload leaves the previous image (and its `.md5sum`) as they were and no half file behind.
@@ -78,7 +82,7 @@ async def receive_upload(content: StreamReader, target: Path, expected_length: i
             if expected_length is not None and received != expected_length:
                 raise BadRequest(f"Upload of {target.name} broke off after {received} of {expected_length} bytes")
             await asyncio.to_thread(os.fsync, handle.fileno())
-        os.chmod(tmp_name, 0o700)
+        os.chmod(tmp_name, 0o700 if executable else 0o600)
         sidecar = target.with_name(target.name + ".md5sum")
         sidecar.unlink(missing_ok=True)
         os.replace(tmp_name, target)

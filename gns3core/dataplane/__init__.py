@@ -1,7 +1,8 @@
 """Link data plane: joins two NIO endpoints with a bridge, with pcap capture and link impairments.
 
 This replaces the uBridge helper GNS3 used: the server and emulator plugins create one :class:`DataPlane` and ask it
-for bridges between endpoints (UDP tunnels, TAP devices, host interfaces, UNIX sockets, veth pairs into namespaces).
+for bridges between endpoints (UDP tunnels, TAP devices, host interfaces, UNIX sockets, veth pairs into namespaces,
+IOU's netio sockets).
 """
 
 from .bridge import Bridge, DataPlane
@@ -17,6 +18,7 @@ from .endpoints import (
 )
 from .errors import DataPlaneError
 from .impairments import Impairments
+from .netio import NetioEndpoint, NetioNode, netio_directory
 from .worker import ProcessBridge
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "Endpoint",
     "EthernetEndpoint",
     "Impairments",
+    "NetioEndpoint",
+    "NetioNode",
     "PcapWriter",
     "ProcessBridge",
     "TAPEndpoint",
@@ -35,4 +39,5 @@ __all__ = [
     "VethEndpoint",
     "interface_exists",
     "link_type",
+    "netio_directory",
 ]

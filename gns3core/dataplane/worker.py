@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from . import endpoints as endpoint_module
+from . import netio as netio_module
 from .bridge import _DIRECTION_NAMES, Bridge
 from .capture import link_type
 from .endpoints import Endpoint
@@ -173,7 +174,7 @@ def _impairment_dict(settings: Impairments) -> dict:
 
 
 def _adopt_endpoint(spec: dict) -> Endpoint:
-    cls = getattr(endpoint_module, spec["class"])
+    cls = getattr(endpoint_module, spec["class"], None) or getattr(netio_module, spec["class"], None)
     if not (isinstance(cls, type) and issubclass(cls, Endpoint)):
         raise DataPlaneError(f"Unknown endpoint class {spec['class']}")
     endpoint = cls(**spec["args"])
