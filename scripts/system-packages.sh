@@ -5,7 +5,8 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 emulators=(vpcs qemu-system-x86 qemu-utils cpulimit curl)
-test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps)
+# binutils assembles the IOU stand-in image; libc6-i386 lets ldd inspect 32-bit images; ncompress checks NVRAM LZC.
+test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps binutils libc6-i386 ncompress)
 
 want=("${emulators[@]}")
 if [[ "${1:-}" == "--with-test-tools" ]]; then
