@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -19,9 +20,14 @@ def check_image(path: Path | None) -> None:
     """The image exists, is a 32-bit little-endian ELF and is executable."""
     if path is None:
         raise EmulatorError("No IOU image is set for this VM: give its 'path' (a file in the images' IOU folder)")
-    if not path.exists():
-        raise EmulatorError(f"IOU image '{path}' does not exist: upload it (POST /v1/iou/vms/<name>) or fix 'path'")
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise EmulatorError(f"IOU image '{path}' does not exist: upload it (POST /v1/iou/vms/<name>) or fix "
+                            "'path'") from None
+    except OSError as exc:
+        raise EmulatorError(f"Cannot use IOU image '{path}': {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
         raise EmulatorError(f"IOU image '{path}' is not a regular file")
     try:
         with open(path, "rb") as handle:

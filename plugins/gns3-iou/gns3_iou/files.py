@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from gns3_iou import nvram
 from gns3core.files import atomic_write
@@ -106,3 +107,26 @@ def save_configs(directory: Path, appid: int) -> None:
         atomic_write(directory / STARTUP_CONFIG, startup)
     if private and private.strip() not in ("", "end"):
         atomic_write(directory / PRIVATE_CONFIG, private)
+
+
+PCAP_PROTOCOLS = {"DLT_EN10MB": "ethernet", "DLT_PPP_SERIAL": "ppp", "DLT_C_HDLC": "hdlc", "DLT_FRELAY": "fr"}
+
+
+def iouyap_ini(appid: int, ports: list[tuple[int, int, Any]]) -> str:
+    """iouyap's configuration: the NETMAP, then one section per connected port `(bay, unit, nio)` with its tunnel,
+    TAP or Ethernet device and its capture."""
+    lines = ["[default]", f"netmap = {NETMAP}", "base_port = 49000", ""]
+    for bay, unit, nio in ports:
+        lines.append(f"[{peer_id(appid)}:{bay}/{unit}]")
+        if nio.type == "nio_udp":
+            lines.append(f"tunnel_udp = {nio.lport}:{nio.rhost}:{nio.rport}")
+        elif nio.type == "nio_tap":
+            lines.append(f"tap_dev = {nio.tap_device}")
+        elif nio.type == "nio_generic_ethernet":
+            lines.append(f"eth_dev = {nio.ethernet_device}")
+        if nio.capture_file is not None:
+            lines.append(f"pcap_file = {nio.capture_file}")
+            lines.append(f"pcap_protocol = {PCAP_PROTOCOLS.get(nio.capture_dlt or '', 'ethernet')}")
+            lines.append("pcap_overwrite = y")
+        lines.append("")
+    return "\n".join(lines)

@@ -53,6 +53,8 @@ def resolve_image(server: Server, value: str | None) -> Path | None:
                 return older
     except Forbidden as exc:
         raise EmulatorError(f"{exc.message}. Please use only a filename in {folder}.") from None
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise EmulatorError(f"IOU image path {value!r} cannot be used: {exc.strerror or exc}") from None
     return candidate
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,13 @@ SERIAL_LINK_TYPES = {"DLT_PPP_SERIAL": "DLT_PPP_SERIAL", "DLT_C_HDLC": "DLT_C_HD
 SOCKET_WAIT = 10.0  # seconds IOU gets to bind its netio socket after it was started
 
 
+def _md5_of_image(path: Path) -> str | None:
+    try:
+        return cached_md5(path) if path.is_file() else None
+    except OSError:
+        return None
+
+
 class IOUVM(BaseVM):
     """An IOU router or switch. `application_id` (1-511) names its sockets and NVRAM; bay n is adapter n."""
 
@@ -63,6 +71,7 @@ class IOUVM(BaseVM):
         self.creating = False
         self._iourc_dir: Path | None = None
         self._process: ManagedProcess | None = None
+        self._iouyap: ManagedProcess | None = None
         self._node: NetioNode | None = None
         self._console: IOUConsole | None = None
         self._lock = asyncio.Lock()
@@ -120,7 +129,7 @@ class IOUVM(BaseVM):
     async def _set_image(self, value: str | None) -> None:
         path = images.resolve_image(self.server, value)
         self.image = path
-        self.md5sum = await asyncio.to_thread(cached_md5, path) if path is not None and path.is_file() else None
+        self.md5sum = await asyncio.to_thread(_md5_of_image, path) if path is not None else None
 
     def _set_adapter_count(self, key: str, value: int) -> None:
         if self.running:
@@ -198,6 +207,12 @@ class IOUVM(BaseVM):
     async def add_nio(self, adapter_number: int, port_number: int, nio: NIO) -> None:
         self.check_port(adapter_number, port_number)
         await super().add_nio(adapter_number, port_number, nio)
+        await self._reload_iouyap()
+
+    async def remove_nio(self, adapter_number: int, port_number: int) -> NIO | None:
+        nio = await super().remove_nio(adapter_number, port_number)
+        await self._reload_iouyap()
+        return nio
 
     async def start_capture(self, adapter_number: int, port_number: int, path: Path, data_link_type: str) -> None:
         adapter = self.check_port(adapter_number, port_number)
@@ -211,12 +226,14 @@ class IOUVM(BaseVM):
             raise Conflict(f"Packet capture is already activated on {adapter_number}/{port_number}")
         await super().start_capture(adapter_number, port_number, path,
                                     self.capture_link_type(adapter_number, data_link_type))
+        await self._reload_iouyap()
 
     async def stop_capture(self, adapter_number: int, port_number: int) -> None:
         self.check_port(adapter_number, port_number)
         if not self.running:
             raise Conflict("Cannot capture traffic on a non started VM")
         await super().stop_capture(adapter_number, port_number)
+        await self._reload_iouyap()
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
 
@@ -232,6 +249,7 @@ class IOUVM(BaseVM):
         image = self.image
         await asyncio.to_thread(checks.check_image, image)
         assert image is not None
+        iouyap = await asyncio.to_thread(self._iouyap_program)
         await asyncio.to_thread(checks.check_libraries, image)
         directory = self.vm_directory
         await asyncio.to_thread(self._claim_application_id)
@@ -251,11 +269,12 @@ class IOUVM(BaseVM):
         process = ManagedProcess("IOU", argv, cwd=directory, log_path=directory / "iou.log", env=env)
         process.on_exit = lambda returncode, output: self._iou_exited(process, returncode, output)
         try:
-            self._node = NetioNode(files.peer_id(appid), appid, netio_directory())
-            try:
-                await asyncio.to_thread(self._node.open)
-            except DataPlaneError as exc:
-                raise EmulatorError(f"Cannot open the links of IOU \"{self.name}\": {exc}") from None
+            if iouyap is None:
+                self._node = NetioNode(files.peer_id(appid), appid, netio_directory())
+                try:
+                    await asyncio.to_thread(self._node.open)
+                except DataPlaneError as exc:
+                    raise EmulatorError(f"Cannot open the links of IOU \"{self.name}\": {exc}") from None
             self._console = IOUConsole(self.name, self.server.console_host, self.console, netio_directory(), appid)
             await self._console.start()
             self._process = process
@@ -266,8 +285,11 @@ class IOUVM(BaseVM):
                 if isinstance(cause, OSError):
                     raise EmulatorError(checks.exec_failure(image, cause)) from None
                 raise
-            await self._wait_until_listening(process)
-            await self.links.start()
+            await self._wait_until_listening(process, appid, "IOU")
+            if iouyap is None:
+                await self.links.start()
+            else:
+                await self._start_iouyap(iouyap, directory, env)
         except BaseException:
             await self._teardown()
             raise
@@ -310,25 +332,66 @@ class IOUVM(BaseVM):
             log.warning("IOU %s: application id %s is in use on this host, using %s", self.name, appid,
                         self.application_id)
 
-    async def _wait_until_listening(self, process: ManagedProcess) -> None:
-        """IOU binds its netio socket once it is up; stop waiting (and report its output) if it dies first."""
-        target = netio_directory() / str(self.application_id)
+    async def _wait_until_listening(self, process: ManagedProcess, node: int, what: str) -> None:
+        """IOU (or iouyap) binds its netio socket once it is up; stop waiting (and report its output) if it dies
+        first."""
+        target = netio_directory() / str(node)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SOCKET_WAIT
         while loop.time() < deadline:
             if not process.running:
                 await asyncio.sleep(0.05)  # let the last words reach the log
-                raise EmulatorError(f"IOU process has stopped, return code: {process.returncode}\n"
+                raise EmulatorError(f"{what} process has stopped, return code: {process.returncode}\n"
                                     f"{process.last_output()}")
             if await asyncio.to_thread(socket_in_use, target):
                 return
             await asyncio.sleep(0.05)
-        log.warning("IOU %s did not open %s within %s s; links may stay silent until it does", self.name, target,
-                    SOCKET_WAIT)
+        log.warning("%s of %s did not open %s within %s s; links may stay silent until it does", what, self.name,
+                    target, SOCKET_WAIT)
+
+    # -- a real iouyap, when the configuration names one -------------------------------------------------------------
+
+    def _iouyap_program(self) -> str | None:
+        """The iouyap `[IOU] iouyap_path` names (None: the data plane does its job)."""
+        configured = self.manager.config.get("iouyap_path")
+        if not configured:
+            return None
+        path = shutil.which(configured) if os.sep not in configured else os.path.expanduser(configured)
+        if path is None or not os.path.isfile(path):
+            raise EmulatorError(f"iouyap is necessary to start IOU: '{configured}' ([IOU] iouyap_path) was not "
+                                "found; remove the setting to let the server link IOU itself")
+        if not os.access(path, os.X_OK):
+            raise EmulatorError(f"iouyap '{path}' ([IOU] iouyap_path) is not executable")
+        return path
+
+    def _iouyap_ports(self) -> list[tuple[int, int, NIO]]:
+        return [(bay, unit, nio) for bay, adapter in enumerate(self.adapters) for unit, nio in adapter.ports.items()]
+
+    async def _start_iouyap(self, program: str, directory: Path, env: dict[str, str]) -> None:
+        appid = self.application_id
+        await asyncio.to_thread(atomic_write, directory / "iouyap.ini", files.iouyap_ini(appid, self._iouyap_ports()))
+        process = ManagedProcess("iouyap", [program, "-q", str(files.peer_id(appid))], cwd=directory,
+                                 log_path=directory / "iouyap.log", env=env)
+        process.on_exit = lambda returncode, output: self._iou_exited(process, returncode, output)
+        self._iouyap = process
+        await process.start()
+        await self._wait_until_listening(process, files.peer_id(appid), "iouyap")
+
+    async def _reload_iouyap(self) -> None:
+        """Links and captures changed: iouyap rereads its configuration on SIGHUP."""
+        process = self._iouyap
+        if process is None or not process.running:
+            return
+        await asyncio.to_thread(atomic_write, self.vm_directory / "iouyap.ini",
+                                files.iouyap_ini(self.application_id, self._iouyap_ports()))
+        os.kill(process.pid, signal.SIGHUP)
 
     async def _teardown(self) -> None:
         """Everything of a running instance goes: links, console, process, netio node."""
         await self.links.stop()
+        iouyap, self._iouyap = self._iouyap, None
+        if iouyap is not None:
+            await iouyap.stop()
         console, self._console = self._console, None
         if console is not None:
             await console.stop()
@@ -355,11 +418,18 @@ class IOUVM(BaseVM):
 
     async def _after_exit(self, process: ManagedProcess, returncode: int, output: str) -> None:
         async with self._lock:
-            if self._process is not process:
+            if process is not self._process and process is not self._iouyap:
                 return  # already stopped through the API
             await self._teardown()
-            if self.running:
+            if not self.running:
+                return
+            if process.program == "IOU":
                 self.process_exited(returncode, output)
+            else:  # iouyap: IOU went down with it
+                message = f"iouyap process has stopped, return code: {returncode}\n{output}"
+                log.error("IOU %s: %s", self.name, message)
+                self.project.emit("log.error", {"message": message})
+                self.set_stopped()
 
     async def _save_configs_quietly(self) -> None:
         try:
