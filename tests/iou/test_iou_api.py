@@ -14,13 +14,26 @@ from iou_helpers import create_iou, vm_url
 from standin_image import build_image_needing_library, build_image_without_loader, build_standin_image
 
 from gns3core.testing import require
-from gns3core.testing.conformance import EmulatorConformance
+from gns3core.testing.conformance import (
+    CaptureSection,
+    ConsoleSection,
+    EmulatorConformance,
+    LinkChangeSection,
+    StartStopSection,
+)
 
 
-class TestIOUConformance(EmulatorConformance):
+class TestIOUConformance(EmulatorConformance, StartStopSection, ConsoleSection, LinkChangeSection, CaptureSection):
+    """The kit's generic tests and its optional sections, on the IOU stand-in image."""
+
     emulator = "iou"
-    create_body = {"name": "conformance", "path": "i86bi-linux.bin"}
+    create_body = {"name": "conformance", "path": "iou-standin.bin"}
     update_body = {"name": "renamed", "ram": 512, "nvram": 256, "l1_keepalives": True}
+    console_expect = b"Router#"
+
+    @pytest.fixture(autouse=True)
+    def _image(self, standin_image: str) -> None:
+        assert standin_image == self.create_body["path"]
 
 
 def images_dir(gns3_config) -> Path:
