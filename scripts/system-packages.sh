@@ -28,6 +28,12 @@ if ! command -v dockerd >/dev/null 2>&1; then
     apt-get install -y -q --no-install-recommends docker.io
 fi
 
+# The Docker plugin's VNC consoles: an X virtual framebuffer and a VNC server (without recommends: no desktop).
+if ! command -v Xvfb >/dev/null 2>&1 || ! command -v x11vnc >/dev/null 2>&1; then
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends xvfb x11vnc
+fi
+
 # Dynamips lives in Debian's non-free component.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ -x "$here/plugins/gns3-dynamips/install-dynamips.sh" ]] || [[ -f "$here/plugins/gns3-dynamips/install-dynamips.sh" ]]; then

@@ -7,6 +7,8 @@ capture the link, ping across it, reach the telnet and aux consoles, see it thro
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -293,7 +295,7 @@ async def test_per_route_defaults_and_both_field_names(api, project, docker_engi
 
 async def test_tap_nio_on_a_running_container(api, project) -> None:
     require("nsenter", "util-linux")
-    tap = f"g3tap{__import__('os').getpid() % 100000}"
+    tap = f"g3tap{os.getpid() % 100000}"
     box = await created(api, project["project_id"], adapters=1)
     url = f"{vms(project['project_id'])}/{box['vm_id']}"
     assert (await api.post(f"{url}/start", {})).status == 204
@@ -308,3 +310,17 @@ async def test_tap_nio_on_a_running_container(api, project) -> None:
     reply = await api.post(f"{url}/adapters/3/ports/0/nio", {"type": "nio_tap", "tap_device": tap})
     assert reply.status == 409 and "Adapter 3 doesn't exist on Docker container 'box'" in reply.json["message"]
     assert (await api.post(f"{url}/stop", {})).status == 204
+
+
+def test_offline_image_script(docker_engine: Dockerd) -> None:
+    """scripts/docker-busybox-image.sh imports the documented offline image into the engine DOCKER_HOST names."""
+    require("docker", "docker.io")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "docker-busybox-image.sh"
+    env = {**os.environ, "DOCKER_HOST": docker_engine.docker_host}
+    subprocess.run(["bash", str(script), "gns3test/offline:1"], env=env, check=True, capture_output=True, timeout=180)
+    status, raw = docker_engine.call("GET", "/images/json")
+    assert status == 200 and any("gns3test/offline:1" in (i.get("RepoTags") or []) for i in json.loads(raw))
+    run = subprocess.run(["docker", "run", "--rm", "--network", "none", "gns3test/offline:1", "sh", "-c",
+                          "echo offline-$((6*7)); ls /bin | wc -l"], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert "offline-42" in run.stdout and int(run.stdout.split()[-1]) > 100  # every applet is linked
