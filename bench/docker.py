@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -139,9 +141,12 @@ async def server_round(session: aiohttp.ClientSession, base: str, count: int) ->
 async def run(docker_host: str, count: int, rounds: int, workdir: Path) -> dict:
     global TIMER
     engine = DockerEngine(docker_host)
+    udp_base = 20000 + (os.getpid() % 20) * 500
     config = Config(files=[], overrides={
         "Server": {"host": "127.0.0.1", "projects_path": str(workdir / "projects"),
-                   "images_path": str(workdir / "images")},
+                   "images_path": str(workdir / "images"),
+                   # tunnel ports of their own: other servers on this machine start handing out at 10000
+                   "udp_start_port_range": str(udp_base), "udp_end_port_range": str(udp_base + 499)},
         "Docker": {"docker_host": docker_host},
     })
     app = create_app(config, extra_plugins=[gns3_docker.plugin], use_entry_points=False)
@@ -191,6 +196,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--docker-host", default=None)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its dockerd (finally below)
     workdir = Path(tempfile.mkdtemp(prefix="gns3-bench-docker-", dir="/tmp"))
     daemon = None
     try:

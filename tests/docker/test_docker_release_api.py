@@ -243,6 +243,21 @@ async def test_vnc_console(api, project, gns3_server) -> None:
     finally:
         await aux.close()
     assert Path(f"/tmp/.X11-unix/X{display[1:]}").exists()
+    # another VNC port: a new display server there, the container recreated for its socket and running again
+    wanted = next(p for p in range(6000, 5900, -1) if p != box["console"] and tcp_port_is_free(p, "127.0.0.1"))
+    reply = await api.put(url, {"console": wanted})
+    assert reply.status == 200 and reply.json["console"] == wanted and reply.json["status"] == "started"
+    assert reply.json["container_id"] != box["container_id"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", wanted)
+    try:
+        assert (await asyncio.wait_for(reader.readexactly(12), 10)).startswith(b"RFB 003.")
+    finally:
+        writer.close()
+    aux = await Console.connect(box["aux"])
+    try:
+        display = re.search(r"display=(:\d+)", await aux.run("echo display=$DISPLAY")).group(1)
+    finally:
+        await aux.close()
     assert (await api.delete(url)).status == 204
     for _ in range(50):
         if not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():

@@ -76,11 +76,17 @@ class ExecChannel:
         self.stream = stream
 
     async def read(self) -> bytes:
-        message = await self.stream.read_out()
+        try:
+            message = await self.stream.read_out()
+        except (AssertionError, AttributeError, aiohttp.ClientError):
+            return b""  # aiodocker's stream after its connection went away
         return b"" if message is None else message.data
 
     async def write(self, data: bytes) -> None:
-        await self.stream.write_in(data)
+        try:
+            await self.stream.write_in(data)
+        except (AssertionError, AttributeError) as exc:  # the connection is gone (the program or container ended)
+            raise ConnectionResetError(f"exec stream closed: {exc}") from None
 
     async def close(self) -> None:
         await self.stream.close()

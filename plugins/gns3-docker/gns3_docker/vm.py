@@ -448,7 +448,7 @@ class DockerVM(BaseVM):
                 await self._change_console_type(changes["console_type"], changes.get("console"))
                 recreate = True
             elif "console" in changes:
-                await self._move_console(changes["console"])
+                recreate |= await self._move_console(changes["console"])
             if "aux" in changes and changes["aux"] != self.aux:
                 await self._move_aux(changes["aux"])
             for key, value in changes.items():
@@ -494,15 +494,14 @@ class DockerVM(BaseVM):
         if was_running:
             await self._start_locked()
 
-    async def _move_console(self, requested: int | None) -> None:
-        """A new console port: connected clients are dropped, the new port is listened on at once."""
+    async def _move_console(self, requested: int | None) -> bool:
+        """A new console port: connected clients are dropped, the new port is listened on at once. True when the
+        container must be recreated for it (VNC: a new display server, whose socket the container mounts)."""
         if requested == self.console:
-            return
-        if self.console_type == "vnc":  # x11vnc listens on it: a new display server on the new port
-            await self._stop_vnc()
+            return False
+        if self.console_type == "vnc":
             self.change_console(requested)
-            await self._start_vnc()
-            return
+            return True
         if self._console is not None:
             await self._console.stop()
         try:
@@ -511,6 +510,7 @@ class DockerVM(BaseVM):
             self._console = self._make_console()
             await self._listen(self._console, "console")
             self._set_available(self.running)
+        return False
 
     def change_console(self, requested: int | None) -> None:
         if requested == self.console:
