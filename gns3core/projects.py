@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from gns3core.errors import BadRequest, Conflict, Forbidden, NotFound
 from gns3core.files import atomic_write, md5_of_file
+from gns3core.host_paths import inside
+from gns3core.images import images_root
 from gns3core.notifications import NotificationHub
 
 if TYPE_CHECKING:
@@ -204,16 +206,32 @@ class ProjectManager:
             )
         return resolved
 
+    def _check_overlap(self, path: Path, moving: Project | None = None) -> None:
+        """409 for a directory that is, lies inside or contains another open project's directory, or contains the
+        projects or images directory: deleting one project must never remove another's files."""
+        for other in self.projects.values():
+            if other is moving:
+                continue
+            if inside(path, other.path):
+                raise Conflict(f"The directory {path} is inside the directory of the open project {other.id} "
+                               f"({other.path}): choose another one")
+            if inside(other.path, path):
+                raise Conflict(f"The directory {path} contains the directory of the open project {other.id} "
+                               f"({other.path}): choose another one")
+        for root, what in ((self.location, "projects"), (images_root(self.server), "images")):
+            if inside(root, path):
+                raise Conflict(f"The directory {path} contains the {what} directory {root}: choose another one")
+
     async def create(self, body: dict[str, Any]) -> Project:
         project_id = body.get("project_id") or str(uuid.uuid4())
         existing = self.projects.get(project_id)
         if existing is not None:
             return existing
+        if len(self.projects) >= self.server.max_projects:
+            raise Conflict(f"Too many open projects ({len(self.projects)}, [Server] max_projects): close one first")
         location = self.location
         path = self._check_custom_path(body["path"]) if body.get("path") else location / project_id
-        for other in self.projects.values():
-            if other.path == path:  # two projects in one directory: deleting one would destroy the other
-                raise Conflict(f"The directory {path} is already used by the open project {other.id}")
+        self._check_overlap(path)
         project = Project(self.server, project_id, body.get("name"), path, location, bool(body.get("temporary")))
         project.create_directories()
         self.projects[project_id] = project
@@ -226,10 +244,7 @@ class ProjectManager:
         if moving and not self.server.local:
             raise Forbidden("You are not allowed to modify the project directory location")
         if moving:
-            target = Path(os.path.expanduser(new_path)).absolute()
-            for other in self.projects.values():
-                if other is not project and other.path == target:
-                    raise Conflict(f"The directory {target} is already used by the open project {other.id}")
+            self._check_overlap(Path(os.path.expanduser(new_path)).absolute(), project)
         if "name" in body:
             project.name = body["name"]
         if moving:

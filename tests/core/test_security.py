@@ -254,3 +254,33 @@ def test_bind_refusal_rules() -> None:
     assert refusal(host="0.0.0.0", auth="true", user="u", password="p") is None
     assert refusal(host="0.0.0.0", auth="true", user="") is not None
     assert refusal(host="0.0.0.0", allow_remote_without_auth="true") is None
+
+
+# -- projects -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gns3_config_overrides", [{"Server": {"local": "true"}}])
+async def test_nested_project_directories_are_refused(api, tmp_path) -> None:
+    outer = (await api.post("/v1/projects", {"name": "outer", "path": str(tmp_path / "lab")})).json
+    (tmp_path / "lab" / "keep.txt").write_text("precious")
+    for path in (tmp_path / "lab" / "inner", tmp_path / "lab", tmp_path, tmp_path / "lab" / "x" / ".." / "y"):
+        reply = await api.post("/v1/projects", {"name": "nested", "path": str(path)})
+        assert reply.status == 409, path
+        assert outer["project_id"] in reply.json["message"]
+    for path in ("/", str(tmp_path / "projects" / "..")):
+        reply = await api.post("/v1/projects", {"name": "everything", "path": path})
+        assert reply.status == 409, path
+    other = (await api.post("/v1/projects", {"name": "other", "path": str(tmp_path / "other")})).json
+    reply = await api.put(f"/v1/projects/{other['project_id']}", {"path": str(tmp_path / "lab" / "sub")})
+    assert reply.status == 409
+    assert (await api.get(f"/v1/projects/{other['project_id']}")).json["path"] == str(tmp_path / "other")
+    assert (await api.delete(f"/v1/projects/{other['project_id']}")).status == 204
+    assert (tmp_path / "lab" / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("gns3_config_overrides", [{"Server": {"max_projects": "3"}}])
+async def test_open_projects_are_capped(api) -> None:
+    ids = [(await api.post("/v1/projects", {"name": f"p{i}"})).json["project_id"] for i in range(3)]
+    reply = await api.post("/v1/projects", {"name": "one too many"})
+    assert reply.status == 409 and "max_projects" in reply.json["message"]
+    assert (await api.post(f"/v1/projects/{ids[0]}/close")).status == 204
+    assert (await api.post("/v1/projects", {"name": "fits again"})).status == 201

@@ -21,6 +21,7 @@ from gns3core.emulator.nio import (
     NIONull,
 )
 from gns3core.errors import EmulatorError
+from gns3core.host_paths import host_file
 
 if TYPE_CHECKING:
     from gns3core.config import Config
@@ -61,6 +62,18 @@ def working_dir(project: Project) -> Path:
     return project.module_dir("dynamips")
 
 
+def checked_nio(server: Server, project: Project, nio: NIO) -> NIO:
+    """UNIX socket and VDE files a NIO names stay inside the VM's (shared) directory, except on a local server: a
+    client must not make dynamips create or connect to sockets anywhere on the host."""
+    roots = [working_dir(project)]
+    if isinstance(nio, NIOUNIX):
+        host_file(server, nio.local_file, roots, "nio_unix local_file")
+    elif isinstance(nio, NIOVDE):
+        host_file(server, nio.control_file, roots, "nio_vde control_file")
+        host_file(server, nio.local_file, roots, "nio_vde local_file")
+    return nio
+
+
 async def start_hypervisor(server: Server, project: Project, on_exit=None) -> Hypervisor:
     hypervisor = Hypervisor(require_dynamips(server.config), working_dir(project), server.host)
     await hypervisor.start(on_exit=on_exit)
@@ -97,8 +110,9 @@ async def create_dynamips_nio(hypervisor: Hypervisor, nio: NIO) -> str:
     else:
         raise EmulatorError(f"NIO of type {nio.type} is not supported")
     for part in command.split(" ")[3:]:
-        if not part or any(c in part for c in '"\r\n'):
-            raise EmulatorError(f"Invalid NIO parameter {part!r}: spaces, quotes and line breaks are not allowed")
+        if not part or any(c in part for c in '"\r\n\x00'):
+            raise EmulatorError(f"Invalid NIO parameter {part[:100]!r}: spaces, quotes, NUL characters and line breaks "
+                                "are not allowed")
     await hypervisor.send(command)
     return name
 

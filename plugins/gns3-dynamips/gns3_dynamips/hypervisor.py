@@ -32,8 +32,9 @@ class HypervisorError(EmulatorError):
 
 def quote(value: str) -> str:
     """Quote a name or path for the hypervisor; quotes and line breaks would break the line protocol."""
-    if any(c in value for c in '"\r\n'):
-        raise EmulatorError(f"{value!r} cannot be used with dynamips: double quotes and line breaks are not allowed")
+    if any(c in value for c in '"\r\n\x00'):
+        raise EmulatorError(f"{value[:100]!r} cannot be used with dynamips: double quotes, NUL characters and line "
+                            "breaks are not allowed")
     return f'"{value}"'
 
 
@@ -98,6 +99,9 @@ class HypervisorConnection:
             if not self.connected:
                 raise EmulatorError(f"Not connected to the dynamips hypervisor ({command.split(' ')[:2]})")
             assert self._reader is not None and self._writer is not None
+            if any(c in command for c in "\r\n\x00"):  # one more line would desynchronise the protocol for good
+                raise EmulatorError(f"Refused to send {command[:100]!r} to dynamips: line breaks and NUL characters "
+                                    "are not allowed")
             log.debug("dynamips %s:%s <- %s", self.host, self.port, command)
             try:
                 self._writer.write(command.encode("utf-8") + b"\n")

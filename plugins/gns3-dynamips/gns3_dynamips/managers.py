@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gns3_dynamips.builtin_switch import BUILTIN_DEVICES
-from gns3_dynamips.common import SECTION, SUPPORTED_NIOS, find_dynamips, require_dynamips, working_dir
+from gns3_dynamips.common import SECTION, SUPPORTED_NIOS, checked_nio, find_dynamips, require_dynamips, working_dir
 from gns3_dynamips.devices import DYNAMIPS_DEVICES, Device
 from gns3_dynamips.platforms import PLATFORMS
 from gns3_dynamips.router import Router
@@ -47,6 +47,9 @@ class DynamipsVMManager(VMManager):
     @classmethod
     def probe(cls, config: Config) -> ProgramStatus:
         return probe_dynamips(config)
+
+    def create_nio(self, vm: BaseVM, body: dict[str, Any]) -> NIO:
+        return checked_nio(self.server, vm.project, nio_from_json(body, self.supported_nios))
 
     def _free_dynamips_id(self, project: Project, requested: int | None) -> int:
         used = {vm.dynamips_id for vm in self.vms_of(project) if isinstance(vm, Router)}
@@ -151,4 +154,4 @@ class DynamipsDeviceManager(VMManager):
         return device
 
     def create_nio(self, vm: BaseVM, body: dict[str, Any]) -> NIO:
-        return nio_from_json(body.get("nio", body), self.supported_nios)
+        return checked_nio(self.server, vm.project, nio_from_json(body.get("nio", body), self.supported_nios))

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from gns3_qemu.schemas import PLATFORMS
@@ -17,15 +17,23 @@ VERSION_RE = re.compile(r"version\s+([0-9a-z\-\.]+)")
 _versions: dict[tuple[str, float], str] = {}  # (path, mtime) -> version: a binary is asked once per install
 
 
-def search_dirs() -> list[Path]:
-    """Where binaries are looked for: the working directory, then every PATH entry (each real directory once)."""
+def _under(path: str, roots: Iterable[Path]) -> bool:
+    return any(path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep) for root in roots)
+
+
+def search_dirs(excluded: Iterable[Path] = ()) -> list[Path]:
+    """Where binaries are looked for: the working directory, then every PATH entry (each real directory once).
+
+    Directories under `excluded` (the images and projects directories, where clients upload files) never count.
+    """
+    excluded = [Path(os.path.realpath(root)) for root in excluded]
     seen: set[str] = set()
     dirs: list[Path] = []
     for entry in [os.getcwd(), *os.environ.get("PATH", "").split(os.pathsep)]:
         if not entry:
             continue
         real = os.path.realpath(entry)
-        if real in seen or not os.path.isdir(real):
+        if real in seen or not os.path.isdir(real) or _under(real, excluded):
             continue
         seen.add(real)
         dirs.append(Path(entry))
@@ -40,42 +48,62 @@ def is_qemu_img_name(name: str) -> bool:
     return name in ("qemu-img", "qemu-img.exe")
 
 
-def find_programs(predicate: Callable[[str], bool]) -> list[Path]:
-    """Executable files whose name matches, in search order (a name found twice is listed twice, as found)."""
+def find_programs(predicate: Callable[[str], bool], excluded: Iterable[Path] = ()) -> list[Path]:
+    """Executable files whose name matches, in search order (a name found twice is listed twice, as found).
+
+    A symlink leading into `excluded` is left out, like the directories there.
+    """
+    excluded = [Path(os.path.realpath(root)) for root in excluded]
     found: list[Path] = []
-    for directory in search_dirs():
+    for directory in search_dirs(excluded):
         try:
             entries = sorted(directory.iterdir())
         except OSError:
             continue
         for entry in entries:
-            if predicate(entry.name) and entry.is_file() and os.access(entry, os.X_OK):
+            if predicate(entry.name) and entry.is_file() and os.access(entry, os.X_OK) and not _under(
+                    os.path.realpath(entry), excluded):
                 found.append(entry)
     return found
 
 
-def which(name: str) -> str | None:
+def which(name: str, excluded: Iterable[Path] = ()) -> str | None:
     """A bare program name looked up in the working directory, then PATH."""
-    for directory in search_dirs():
+    excluded = list(excluded)
+    for directory in search_dirs(excluded):
         candidate = directory / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
+        if candidate.is_file() and os.access(candidate, os.X_OK) and not _under(os.path.realpath(candidate),
+                                                                                  excluded):
             return str(candidate)
     return None
 
 
-def resolve_qemu_path(qemu_path: str) -> str:
-    """An absolute, executable Qemu binary for a path or bare name; 409 with the reason otherwise."""
-    if os.sep not in qemu_path:
-        found = which(qemu_path)
+def resolve_program(value: str, predicate: Callable[[str], bool], what: str, excluded: Iterable[Path] = ()) -> str:
+    """The absolute path of a program a request names, by bare name or by path; 409 unless it is one this server
+    found itself (what `GET /v1/qemu/binaries` / `img-binaries` list), so no uploaded file is ever run."""
+    excluded = list(excluded)
+    if os.sep not in value:
+        found = which(value, excluded)
         if found is None:
-            raise EmulatorError(f"QEMU binary path {qemu_path} is not found in the path")
-        qemu_path = found
-    path = os.path.abspath(qemu_path)
+            raise EmulatorError(f"{what} path {value} is not found in the path")
+        value = found
+    path = os.path.abspath(value)
     if not os.path.isfile(path):
-        raise EmulatorError(f"QEMU binary '{path}' is not accessible")
+        raise EmulatorError(f"{what} '{path}' is not accessible")
     if not os.access(path, os.X_OK):
-        raise EmulatorError(f"QEMU binary '{path}' is not executable")
+        raise EmulatorError(f"{what} '{path}' is not executable")
+    real = os.path.realpath(path)
+    known = {os.path.realpath(p) for p in find_programs(predicate, excluded)}
+    if real not in known:
+        raise EmulatorError(f"{what} '{path}' is refused: only the programs this server found on its PATH can be used "
+                            f"(see GET /v1/qemu/{'img-binaries' if predicate is is_qemu_img_name else 'binaries'})")
     return path
+
+
+def resolve_qemu_path(qemu_path: str, excluded: Iterable[Path] = ()) -> str:
+    """An absolute, executable Qemu binary this server found, for a path or bare name; 409 with the reason
+    otherwise."""
+    return resolve_program(qemu_path, is_qemu_name, "QEMU binary", excluded)
 
 
 def platform_of(qemu_path: str) -> str:
@@ -146,9 +174,9 @@ def version_of_sync(path: str, flag: str = "-version") -> str | None:
     return parse_version(result.stdout.decode(errors="replace"))
 
 
-async def list_binaries(img: bool = False) -> list[dict[str, str]]:
+async def list_binaries(img: bool = False, excluded: Iterable[Path] = ()) -> list[dict[str, str]]:
     """`GET /v1/qemu/binaries` / `img-binaries`: every program found with its version."""
-    paths = await asyncio.to_thread(find_programs, is_qemu_img_name if img else is_qemu_name)
+    paths = await asyncio.to_thread(find_programs, is_qemu_img_name if img else is_qemu_name, list(excluded))
     flag = "--version" if img else "-version"
     versions = await asyncio.gather(*(version_of(str(p), flag) for p in paths))
     return [{"path": str(p), "version": v} for p, v in zip(paths, versions, strict=True)]

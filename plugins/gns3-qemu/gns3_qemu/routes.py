@@ -6,51 +6,42 @@ import asyncio
 import os
 from pathlib import Path
 
-from aiohttp import web
-
 from gns3_qemu import binaries, images, schemas
 from gns3core.errors import Conflict, EmulatorError, Forbidden
+from gns3core.host_paths import LOCAL_HINT, server_roots
 from gns3core.routing import ApiRequest, Route
 
 
 async def get_binaries(request: ApiRequest) -> list[dict[str, str]]:
-    return await binaries.list_binaries(img=False)
+    return await binaries.list_binaries(img=False, excluded=server_roots(request.server))
 
 
 async def get_img_binaries(request: ApiRequest) -> list[dict[str, str]]:
-    return await binaries.list_binaries(img=True)
+    return await binaries.list_binaries(img=True, excluded=server_roots(request.server))
 
 
-def _qemu_img_program(value: str) -> str:
-    """Only a qemu-img binary may be run on a client's say-so, never an arbitrary program."""
-    path = binaries.which(value) if os.sep not in value else os.path.abspath(value)
-    if path is None or not binaries.is_qemu_img_name(os.path.basename(path)):
+def _qemu_img_program(request: ApiRequest, value: str) -> str:
+    """Only a qemu-img this server found itself may be run on a client's say-so, never an arbitrary program."""
+    if not binaries.is_qemu_img_name(os.path.basename(value)):
         raise EmulatorError(f"{value} is not a qemu-img binary found on this server")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise EmulatorError(f"qemu-img binary '{path}' is not accessible or not executable")
-    return path
+    return binaries.resolve_program(value, binaries.is_qemu_img_name, "qemu-img binary", server_roots(request.server))
 
 
-def _img_destination(request: ApiRequest, value: str) -> Path | web.Response:
+def _img_destination(request: ApiRequest, value: str) -> Path:
+    """A relative path is a file name in images/QEMU; an absolute path is for a local server only (API v1)."""
     server = request.server
     if not os.path.isabs(value):
         return images.qemu_images_dir(server) / os.path.basename(value)
     if not server.local:
-        return web.Response(status=403, headers=request.headers())  # API v1: an empty 403 for a remote server
-    resolved = Path(value).resolve()
-    roots = [images.images_root(server).resolve(), server.projects.location.resolve()]
-    if not any(resolved == root or root in resolved.parents for root in roots):
-        raise Forbidden(f"Could not create disk image {value}: only paths inside the images directory or the "
-                        "projects directory are allowed")
+        raise Forbidden(f"Could not create disk image {value}: an absolute path is refused on this server; use a file "
+                        f"name (it goes to {images.qemu_images_dir(server)}), or {LOCAL_HINT}")
     return Path(value)
 
 
-async def create_img(request: ApiRequest) -> web.Response | None:
+async def create_img(request: ApiRequest) -> None:
     body = request.json
     destination = _img_destination(request, body["path"])
-    if isinstance(destination, web.Response):
-        return destination
-    qemu_img = _qemu_img_program(body["qemu_img"])
+    qemu_img = _qemu_img_program(request, body["qemu_img"])
     if destination.exists():
         raise Conflict(f"Could not create disk image {body['path']} already exist")
     argv = [qemu_img, "create", "-f", body["format"]]
@@ -72,7 +63,7 @@ async def list_images(request: ApiRequest) -> list[dict[str, str]]:
 
 async def upload_image(request: ApiRequest) -> None:
     target = images.upload_target(request.server, request.match["path"])
-    await images.receive_upload(request.raw.content, target, request.raw.content_length)
+    await images.receive_upload(request.raw.content, target, request.raw.content_length)  # never executable
 
 
 def global_routes() -> list[Route]:

@@ -23,12 +23,14 @@ from gns3_qemu.command import (
     split_options,
     wants_no_kvm,
 )
+from gns3_qemu.host_options import check_options
 from gns3_qemu.monitor import Monitor, MonitorError, free_tcp_port, status_word
 from gns3_qemu.schemas import DISKS
 from gns3core.emulator import Adapter, BaseVM, ManagedProcess
 from gns3core.emulator.nio import NIO
-from gns3core.errors import Conflict, EmulatorError
+from gns3core.errors import BadRequest, Conflict, EmulatorError
 from gns3core.files import cached_md5
+from gns3core.host_paths import server_roots
 from gns3core.ports import PortRange
 
 if TYPE_CHECKING:
@@ -99,19 +101,23 @@ class QemuVM(BaseVM):
     async def select_binary(self, qemu_path: str | None, platform: str | None) -> None:
         """Choose the Qemu binary from a path or name, falling back to `qemu-system-<platform>` (409 if neither)."""
         error: EmulatorError | None = None
+        excluded = server_roots(self.server)
         if qemu_path:
             try:
-                path = binaries.resolve_qemu_path(qemu_path)
+                path = binaries.resolve_qemu_path(qemu_path, excluded)
                 self.platform = binaries.platform_of(path)
                 self.qemu_path = path
                 return
             except EmulatorError as exc:
                 error = exc
         if platform and platform != "null":
-            path = binaries.resolve_qemu_path(f"qemu-system-{platform}")
+            path = binaries.resolve_qemu_path(f"qemu-system-{platform}", excluded)
             self.qemu_path, self.platform = path, platform
             return
-        raise error or EmulatorError("QEMU binary path qemu-system-None is not found in the path")
+        if error is not None:
+            raise error
+        raise BadRequest("A Qemu VM needs qemu_path (e.g. qemu-system-x86_64, see GET /v1/qemu/binaries) or platform "
+                         "(e.g. x86_64): neither was given")
 
     async def update(self, changes: dict[str, Any]) -> None:
         qemu_path, platform = changes.get("qemu_path"), changes.get("platform")
@@ -134,7 +140,9 @@ class QemuVM(BaseVM):
         elif key == "linked_clone":
             self.linked_clone = bool(value)
         elif key == "options":
-            self.settings["options"] = (value or "").strip()
+            options = (value or "").strip()
+            check_options(self.server, options, self.project.path, self.vm_directory)
+            self.settings["options"] = options
         elif key == "process_priority":
             self.settings[key] = DEFAULTS[key] if value in (None, "null") else value
         elif key in DEFAULTS:
@@ -209,7 +217,9 @@ class QemuVM(BaseVM):
             await self.resume()
             return
         self._check_hw_virtualization_clash()
-        qemu_path = binaries.resolve_qemu_path(self.qemu_path or f"qemu-system-{self.platform}")
+        qemu_path = binaries.resolve_qemu_path(self.qemu_path or f"qemu-system-{self.platform}",
+                                               server_roots(self.server))
+        check_options(self.server, self.settings["options"], self.project.path, self.vm_directory)
         throttle = self.settings["cpu_throttling"]
         cpulimit = shutil.which("cpulimit") if throttle else None
         if throttle and cpulimit is None:
