@@ -128,3 +128,19 @@ def vpcs_path() -> str:
 def capture_tools() -> None:
     for tool in ("capinfos", "tshark"):
         require(shutil.which(tool) is not None, f"{tool} is not installed (apt-get install tshark)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _netio_directory_left_as_found():
+    """/tmp/netio<uid> is shared by every IOU of this user: removed after the session only if the tests made it
+    and nothing is left in it."""
+    from gns3core.dataplane import netio_directory
+
+    directory = netio_directory()
+    existed = directory.exists()
+    yield
+    if not existed:
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
