@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -183,3 +184,39 @@ async def test_a_vm_that_stops_on_its_own_is_reported(api, project, standin) -> 
     # The project is intact: the VM starts again.
     assert (await api.post(f"{url}/start")).status == 204
     assert (await api.post(f"{url}/stop")).status == 204
+
+
+def arp_request(source_mac: bytes, source_ip: str, target_ip: str) -> bytes:
+    return (b"\xff" * 6 + source_mac + b"\x08\x06" + bytes.fromhex("0001080006040001") + source_mac
+            + socket.inet_aton(source_ip) + b"\x00" * 6 + socket.inet_aton(target_ip)).ljust(60, b"\x00")
+
+
+async def test_a_tap_link_reaches_the_guest(api, project, standin) -> None:
+    """nio_tap (released 1.5.x): the host TAP interface is bridged to the adapter's VMnet like a UDP tunnel."""
+    require_data_plane()
+    vmx = standin.make_vm("guest", ips={0: "10.69.0.2"})
+    vm = await create_vm(api, project, vmx, adapters=1)
+    url = vm_url(project, vm)
+    tap = f"gvt{os.getpid() % 100000}"
+    assert (await api.post(f"{url}/adapters/0/ports/0/nio", {"type": "nio_tap", "tap_device": tap})).status == 201
+    assert (await api.post(f"{url}/start")).status == 204
+    try:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)) as raw:
+            raw.bind((tap, 0))
+            raw.settimeout(0.5)
+            mac = bytes.fromhex("020000000001")
+            replies = []
+            for _ in range(10):  # the first frames may go out before the bridge reads
+                raw.send(arp_request(mac, "10.69.0.1", "10.69.0.2"))
+                try:
+                    frame = await asyncio.to_thread(raw.recv, 2048)
+                except TimeoutError:
+                    continue
+                if frame[:6] == mac and frame[20:22] == b"\x00\x02":
+                    replies.append(frame)
+                    break
+        assert replies, "no ARP reply from the stand-in guest through the TAP link"
+        assert replies[0][6:9] == b"\x00\x0c\x29" and socket.inet_ntoa(replies[0][28:32]) == "10.69.0.2"
+    finally:
+        assert (await api.post(f"{url}/stop")).status == 204
+    assert tap not in {name for _, name in socket.if_nameindex()}  # the bridge's own TAP went with it
