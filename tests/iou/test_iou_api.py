@@ -251,6 +251,19 @@ async def test_image_paths_stay_in_the_images_directory(api, project, gns3_confi
     inside.write_bytes(b"\x7fELF")
     vm = await create_iou(api, pid, str(inside))
     assert vm["path"] == "inside.bin" and vm["md5sum"] == hashlib.md5(b"\x7fELF").hexdigest()
+    # A path outside the IOU folder whose file is in the IOU folder beside it means that file (as IOU servers did).
+    vm = await create_iou(api, pid, str(inside.parent.parent / "inside.bin"))
+    assert vm["path"] == "inside.bin"
+
+
+@pytest.mark.parametrize("gns3_config_overrides", [{"Server": {"local": "true"}}])
+async def test_a_local_server_takes_absolute_image_paths(api, project, tmp_path, standin_image_file,
+                                                         gns3_config_overrides):
+    elsewhere = tmp_path / "my-images" / "i86bi.bin"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(standin_image_file.read_bytes())
+    vm = await create_iou(api, project["project_id"], str(elsewhere))
+    assert vm["path"] == str(elsewhere)
 
 
 async def test_upload_and_list_images(api, gns3_config):

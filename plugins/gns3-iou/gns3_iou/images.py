@@ -8,11 +8,10 @@ copied into the images directory), never an arbitrary host file named by a remot
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gns3core import host_paths
 from gns3core.errors import EmulatorError, Forbidden
 from gns3core.files import contained_path
 from gns3core.images import images_root
@@ -20,42 +19,29 @@ from gns3core.images import images_root
 if TYPE_CHECKING:
     from gns3core.server import Server
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
 
 def iou_images_dir(server: Server) -> Path:
     return images_root(server) / "IOU"
 
 
-def _inside(path: Path, root: Path) -> bool:
-    root = root.resolve()
-    return path == root or root in path.parents
-
-
 def resolve_image(server: Server, value: str | None) -> Path | None:
-    """The image file a VM's `path` names (None when unset); 409 for a path a remote client may not use."""
+    """The image file a VM's `path` names (None when unset), by the server's one host-path policy; 409 for a path a
+    remote client may not use. As IOU servers did, a path outside any `IOU` folder whose file also exists in an
+    `IOU` folder beside it means that file."""
     if not value:
         return None
     folder = iou_images_dir(server)
-    refused = f"{value} is not allowed on this remote server. Please use only a filename in {folder}."
-    if _DRIVE.match(value):
-        raise EmulatorError(refused)
-    if os.path.isabs(value):
-        path = Path(os.path.normpath(value))
-        if not server.local and not _inside(path.resolve(), images_root(server)):
-            raise EmulatorError(refused)
-        return path
     try:
-        candidate = contained_path(folder, value, "image path")
-        if not candidate.exists():
-            older = contained_path(images_root(server), value, "image path")
-            if older.exists():
-                return older
+        path = host_paths.image_path(server, value, folder)
+        if path is not None and "IOU" not in path.parts and not path.exists():
+            beside = path.parent / "IOU" / path.name
+            if beside.exists():
+                return beside
     except Forbidden as exc:
         raise EmulatorError(f"{exc.message}. Please use only a filename in {folder}.") from None
     except OSError as exc:  # e.g. a name too long for the file system
         raise EmulatorError(f"IOU image path {value!r} cannot be used: {exc.strerror or exc}") from None
-    return candidate
+    return path
 
 
 def output_path(server: Server, path: Path | None) -> str:
