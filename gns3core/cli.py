@@ -20,6 +20,7 @@ log = logging.getLogger("gns3core")
 FLAG_KEYS = {
     "host": "host", "port": "port", "local": "local", "allow": "allow_remote_console", "ssl": "ssl",
     "certfile": "certfile", "certkey": "certkey", "record": "record", "debug": "debug", "quiet": "quiet",
+    "controller": "controller",
 }
 
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", help="send logs to this file")
     parser.add_argument("--pid", help="write the process id to this file (refuse to start if it names a live one)")
     parser.add_argument("--daemon", action="store_true", help="detach from the terminal before starting")
+    parser.add_argument("--controller", action="store_true", default=None,
+                        help="accepted for the GNS3 1.5.4 client, which passes it to the server it starts; "
+                             "only logged (API v1 has no controller)")
     parser.add_argument("--list-plugins", action="store_true",
                         help="print every plugin, whether its emulator program was found and its version, and the "
                              "API v1 kinds that are not installed, then exit")
@@ -248,6 +252,8 @@ def serve(config: Config, extra_plugins: list[Any] | None = None, plugin_files: 
     if missing:
         log.info("Kinds not installed (their routes answer 404): %s",
                  ", ".join(f"{kind.title} ({kind.distribution})" for kind in missing))
+    if section.getbool("controller"):
+        log.info("Controller mode is on: API v1 has no controller API, so this changes nothing")
     use_pidfd_child_watcher()
     try:
         web.run_app(app, host=host, port=port, ssl_context=ssl_context, access_log=None, print=None,

@@ -12,6 +12,15 @@ from gns3core.errors import Conflict
 log = logging.getLogger(__name__)
 
 
+# Ports web browsers refuse to open (the "unsafe ports" of the Fetch standard). Never handed out automatically, as
+# released GNS3 1.5.x does: an HTTP console on one of them could not be opened. A client may still ask for one.
+BROWSER_REFUSED_PORTS = frozenset({
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110,
+    111, 113, 115, 117, 119, 123, 135, 139, 143, 179, 389, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 556, 563,
+    587, 601, 636, 993, 995, 2049, 3659, 4045, 6000, 6665, 6666, 6667, 6668, 6669,
+})
+
+
 def _probe(port: int, host: str, kind: int, reuse: bool = True) -> bool:
     """True when the host lets us bind that port right now (the probe socket is closed at once)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -132,7 +141,7 @@ class PortManager:
     def reserve_udp_port(self, port: int, owner: str) -> int:
         """Hold a specific tunnel port; 409 when it is out of range or already held."""
         if port in self.udp_used:
-            raise Conflict(f"UDP port {port} has already been allocated")
+            raise Conflict(f"UDP port {port} already in use on host {self.console_host}")
         if port not in self.udp_range:
             raise Conflict(
                 f"UDP port {port} is outside the range {self.udp_range.start}-{self.udp_range.end}"
@@ -165,7 +174,7 @@ class PortManager:
     def _scan(self, rng: PortRange, used: set[int], usable: Callable[[int], bool], kind: str) -> int:
         last_error = "all ports are in use"
         for port in range(rng.start, rng.end + 1):
-            if port in used:
+            if port in used or port in BROWSER_REFUSED_PORTS:
                 continue
             if usable(port):
                 return port

@@ -344,7 +344,8 @@ def _api_error(exc: ApiError, body: Any, route: Route, server: Server, request: 
         echo = getattr(exc, "echo", None)
         if echo is None:
             echo = abridged(getattr(exc, "body", body))
-        extra = {"path": route.path, "request": echo}
+        # Released 1.5.x also names the method (additive; seed-era clients ignore it).
+        extra = {"path": route.path, "request": echo, "method": request.method}
     return _with_cors(error_response(exc.status, _cut(exc.message, 1000), headers, extra), request)
 
 

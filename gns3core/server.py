@@ -13,6 +13,7 @@ from gns3core import __version__
 from gns3core.access import AccessPolicy
 from gns3core.config import DEFAULT_COMPAT_VERSION, DEFAULT_MAX_PROJECTS, Config
 from gns3core.emulator.process import kill_all_live
+from gns3core.hostload import HostLoad
 from gns3core.ports import PortManager, PortRange
 from gns3core.projects import ProjectManager
 from gns3core.routing import SERVER_HEADER_PREFIX, VMLocks
@@ -47,6 +48,7 @@ class Server:
         self.request_stop: Callable[[], None] | None = None
         self.version_reply: Any = None  # GET /v1/version body, encoded once (see builtin/version.py)
         self.stopping = False  # set when the server stops: endless streams end on their own
+        self.host_load = HostLoad()  # CPU and memory figures of the notification ping
         self.apply_config()
 
     # -- configuration-derived values ------------------------------------------------------------------------------

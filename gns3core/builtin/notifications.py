@@ -13,7 +13,11 @@ from gns3core.registry import Registry
 from gns3core.routing import JSON_TYPE, ApiRequest, Route
 
 PING_INTERVAL = 5.0
-PING_LINE = encode_event(PING)
+
+
+async def ping_line(request: ApiRequest) -> bytes:
+    """A ping with the host load, as released GNS3 1.5.x sends it (the seed's ping had `action` only)."""
+    return encode_event({**PING, "event": await request.server.host_load.current()})
 
 
 async def notifications(request: ApiRequest) -> web.StreamResponse:
@@ -23,12 +27,12 @@ async def notifications(request: ApiRequest) -> web.StreamResponse:
     response.enable_chunked_encoding()
     try:
         await response.prepare(request.raw)
-        await response.write(PING_LINE)
+        await response.write(await ping_line(request))
         while True:
             try:
                 line = await asyncio.wait_for(listener.queue.get(), PING_INTERVAL)
             except TimeoutError:
-                line = PING_LINE  # the GNS3 client reads only when bytes arrive: never skip the keep-alive
+                line = await ping_line(request)  # the GNS3 client reads only when bytes arrive: never skip it
             if line is None:
                 break
             await response.write(line)

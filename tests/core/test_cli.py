@@ -276,3 +276,23 @@ def test_new_plugin_keeps_an_existing_directory(tmp_path) -> None:
                          timeout=60, check=False)
     assert out.returncode == 2 and "is not an empty directory" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_the_command_line_of_the_gns3_154_client(start_server, tmp_path, config_file) -> None:
+    """The 1.5.4 client starts its local server with `--controller` (and these flags); an unknown flag would abort."""
+    log_file, pid_file = tmp_path / "client.log", tmp_path / "client.pid"
+    server = start_server("--local", "--controller", "--allow", "--debug", f"--log={log_file}", f"--pid={pid_file}")
+    assert http(server.port, "GET", "/v1/version") == (200, {"version": "1.5.4", "local": True})
+    assert pid_file.read_text().strip() == str(server.proc.pid)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+    assert log_file.read_text().count("Controller mode is on") == 1
+    plain = start_server("--log", str(log_file))  # without it: nothing is said
+    plain.proc.send_signal(signal.SIGTERM)
+    assert plain.proc.wait(15) == 0
+    assert log_file.read_text().count("Controller mode is on") == 1
+    config_file.write_text(config_file.read_text() + "controller = true\n")  # the same from [Server] controller
+    configured = start_server("--log", str(log_file))
+    configured.proc.send_signal(signal.SIGTERM)
+    assert configured.proc.wait(15) == 0
+    assert log_file.read_text().count("Controller mode is on") == 2

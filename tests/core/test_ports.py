@@ -87,7 +87,7 @@ def test_udp_companion_offsets(tcp_base, udp_base) -> None:
     assert udp_base not in ports.udp_used and udp_base + 9 not in ports.udp_used
     # A port that is some tunnel's companion is never handed out as a tunnel port, and no companion lands on one.
     assert ports.get_free_udp_port("p") == udp_base
-    with pytest.raises(Conflict, match="already been allocated"):
+    with pytest.raises(Conflict, match="already in use on host 127.0.0.1"):
         ports.reserve_udp_port(udp_base + 10, "p")
     with pytest.raises(Conflict, match="outside the range"):
         ports.reserve_udp_port(udp_base + 100, "p")

@@ -14,6 +14,7 @@ import pytest
 from core_helpers import tree_snapshot
 
 from gns3core.builtin import notifications as notifications_route
+from gns3core.testing import is_ping
 
 # -- /v1/files/stream -------------------------------------------------------------------------------------------------
 
@@ -113,7 +114,12 @@ async def test_notification_stream_headers_and_first_ping(api, project) -> None:
         assert response.headers["X-Route"] == "/v1/projects/{project_id}/notifications"
         assert "Access-Control-Allow-Origin" not in response.headers
         line = await asyncio.wait_for(response.content.readline(), 5)
-        assert line == b'{"action": "ping"}\n'
+        # Released 1.5.x adds the host load to every ping; the seed sent {"action": "ping"} alone. The release wins
+        # (api-1.5-release §15 #3): compact JSON, keys sorted, one line.
+        ping = json.loads(line)
+        assert is_ping(ping), line
+        assert line == (json.dumps(ping, sort_keys=True) + "\n").encode()
+        assert line.startswith(b'{"action": "ping", "event": {"cpu_usage_percent": ')
 
 
 async def test_vm_events_from_start_and_stop(api, project) -> None:
@@ -122,7 +128,7 @@ async def test_vm_events_from_start_and_stop(api, project) -> None:
     vm = (await api.post(base, {"name": "events"})).json
     response, stream = await open_stream(api, pid)
     async with response:
-        assert await stream.next() == {"action": "ping"}
+        assert is_ping(await stream.next())
         assert (await api.post(f"{base}/{vm['vm_id']}/start", {})).status == 204
         started = await stream.next_event()
         assert started == {"action": "vm.started", "event": (await api.get(f"{base}/{vm['vm_id']}")).json}
@@ -168,7 +174,7 @@ async def test_keepalive_ping_after_five_silent_seconds(api, project) -> None:
         started = time.monotonic()
         with pytest.raises(TimeoutError):  # nothing during the silence...
             await asyncio.wait_for(response.content.readline(), 4.0)
-        assert await stream.next(timeout=3.0) == {"action": "ping"}  # ...then the keep-alive
+        assert is_ping(await stream.next(timeout=3.0))  # ...then the keep-alive
         assert time.monotonic() - started >= 4.0
 
 
@@ -180,8 +186,8 @@ async def test_keepalive_ping_follows_the_last_event(api, project, gns3_server, 
         await stream.next()
         gns3_server.projects.get(pid).emit("log.warning", {"message": "hello"})
         assert await stream.next() == {"action": "log.warning", "event": {"message": "hello"}}
-        assert await stream.next(timeout=2) == {"action": "ping"}
-        assert await stream.next(timeout=2) == {"action": "ping"}
+        assert is_ping(await stream.next(timeout=2))
+        assert is_ping(await stream.next(timeout=2))
 
 
 async def test_many_listeners(api, project, gns3_server) -> None:
@@ -189,7 +195,7 @@ async def test_many_listeners(api, project, gns3_server) -> None:
     opened = [await open_stream(api, pid) for _ in range(25)]
     try:
         for _, stream in opened:
-            assert await stream.next() == {"action": "ping"}
+            assert is_ping(await stream.next())
         assert len(gns3_server.projects.get(pid).notifications.listeners) == 25
         for i in range(3):
             gns3_server.projects.get(pid).emit("log.warning", {"message": f"m{i}"})
