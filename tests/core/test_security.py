@@ -55,7 +55,7 @@ async def test_schema_errors_name_the_field_and_stay_short(api, project) -> None
     assert len(message) < 400, message
     assert message.startswith("Invalid JSON: type: \"nio_bogus\" is not one of")
     assert "nio_udp" in message and "nio_tap" in message
-    assert set(reply.json) == {"status", "message", "path", "request"}
+    assert set(reply.json) == {"status", "message", "path", "request", "method"}  # `method`: released 1.5.x
     reply = await api.post(url, {"type": "nio_udp", "lport": 1, "rhost": "127.0.0.1"})
     assert reply.status == 400 and reply.json["message"] == "Invalid JSON: 'rport' is a required property"
     reply = await api.post(url, {"type": "nio_udp", "lport": 0, "rhost": "127.0.0.1", "rport": 1})
