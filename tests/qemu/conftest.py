@@ -22,7 +22,7 @@ import pytest_asyncio
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import guest as guest_builder  # noqa: E402
+from gns3_qemu import guest as guest_builder  # noqa: E402
 from qemu_helpers import SerialConsole  # noqa: E402,F401
 
 from gns3core.testing import require  # noqa: E402

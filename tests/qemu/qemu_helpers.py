@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import guest as guest_builder
+from gns3_qemu import guest as guest_builder
 
 from gns3core.testing.telnet import strip_telnet
 

@@ -1,11 +1,13 @@
-"""A tiny bootable guest for the Qemu tests, built from Debian packages and cached between runs.
+"""A small bootable Linux guest made from Debian packages, for labs without internet and for the Qemu tests.
 
-Debian's standard kernel (the package `linux-image-amd64` depends on) plus a busybox-static initramfs whose `/init`
-loads the few modules it needs (e1000 for the NIC, virtio-blk for a disk, the ACPI button for a clean power-off),
-gives eth0 the address `guestip=` of the kernel command line, and runs a shell on the serial console.
-It reaches its prompt in about 6 s under TCG.
+Debian's standard kernel (the package `linux-image-amd64` depends on, fetched with `apt-get download`) plus a
+busybox-static initramfs whose `/init` loads the few modules it needs (e1000 for the NIC, virtio-blk for a disk, the
+ACPI button for a clean power-off), gives eth0 the address `guestip=` of the kernel command line, and runs a shell
+(prompt `guest# `) on the serial console. It reaches its prompt in about 6 s under software emulation.
 
-Run `python tests/qemu/guest.py` to build it by hand; it prints where the files are.
+    python -m gns3_qemu.guest DIR      # writes DIR/vmlinuz and DIR/initrd.gz (built once, cached)
+
+Needs apt (with `apt-get update` done), busybox-static and cpio. docs/qemu.md says how to upload and boot it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("GNS3CORE_TEST_CACHE", "~/.cache/gns3core-tests")).expanduser() / "qemu-guest"
+FILE_NAMES = ("vmlinuz", "initrd.gz")
 META_PACKAGE = "linux-image-amd64"
 BUSYBOX = Path("/bin/busybox")
 # Modules the guest loads, in this order; their dependencies are added before them.
@@ -152,7 +155,32 @@ def build(cache_dir: Path = CACHE_DIR) -> Guest:
     return Guest(kernel, initrd)
 
 
+def export(target: Path, cache_dir: Path = CACHE_DIR) -> tuple[Path, Path]:
+    """Build (or reuse) the guest and copy its kernel and initrd into `target` as vmlinuz and initrd.gz."""
+    guest = build(cache_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for source, name in zip((guest.kernel, guest.initrd), FILE_NAMES, strict=True):
+        shutil.copy2(source, target / f"{name}.tmp")
+        os.replace(target / f"{name}.tmp", target / name)
+        copies.append(target / name)
+    return copies[0], copies[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m gns3_qemu.guest DIR   (writes DIR/vmlinuz and DIR/initrd.gz)", file=sys.stderr)
+        return 2
+    try:
+        kernel, initrd = export(Path(args[0]))
+    except GuestUnavailable as exc:
+        print(f"The guest cannot be built here: {exc}", file=sys.stderr)
+        return 1
+    print(kernel)
+    print(initrd)
+    return 0
+
+
 if __name__ == "__main__":
-    guest = build(Path(sys.argv[1]) if len(sys.argv) > 1 else CACHE_DIR)
-    print(guest.kernel)
-    print(guest.initrd)
+    sys.exit(main())
