@@ -35,7 +35,10 @@ def gns3_use_entry_points() -> bool:
 
 @pytest.fixture
 def gns3_config_overrides(standin: StandinVMware) -> dict[str, dict[str, str]]:
-    # Tunnel ports away from the default range that other suites' servers on this machine start from.
+    # Tunnel and console ports away from the default ranges other suites' servers on this machine start from.
     udp_start = random.randrange(40000, 59000, 1000)
+    console_start = random.randrange(20000, 29000, 1000)
     return {"VMware": standin.config_section(),
-            "Server": {"udp_start_port_range": str(udp_start), "udp_end_port_range": str(udp_start + 999)}}
+            "Server": {"udp_start_port_range": str(udp_start), "udp_end_port_range": str(udp_start + 999),
+                       "console_start_port_range": str(console_start),
+                       "console_end_port_range": str(console_start + 999)}}

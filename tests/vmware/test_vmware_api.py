@@ -109,11 +109,14 @@ async def test_a_remote_server_takes_vmx_files_only_from_vm_folders(api, project
     outside = standin.make_vm("outside", folder=standin.root / "outside")
     reply = await api.post(base(project["project_id"]), {"name": "x", "vmx_path": str(outside),
                                                          "linked_clone": False})
-    assert reply.status == 403 and "is not allowed on this server" in reply.json["message"]
+    assert reply.status == 409
+    assert reply.json["message"].startswith('VMware VM "x" [')
+    assert f"The VMX file {outside} is not allowed on this server: use a path inside {standin.vm_folder}" \
+        in reply.json["message"] and "a local server" in reply.json["message"]
     link = standin.vm_folder / "link.vmx"
     link.symlink_to(outside)  # a symlink does not carry a file into the folder
     reply = await api.post(base(project["project_id"]), {"name": "x", "vmx_path": str(link), "linked_clone": False})
-    assert reply.status == 403
+    assert reply.status == 409 and "is not allowed on this server" in reply.json["message"]
     # Registered in VMware's inventory: VMware's own VM, allowed.
     (standin.home / ".vmware" / "inventory.vmls").write_text(f'vmlist1.config = "{outside}"\n')
     await create_vm(api, project, outside)

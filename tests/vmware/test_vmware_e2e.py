@@ -220,3 +220,20 @@ async def test_a_tap_link_reaches_the_guest(api, project, standin) -> None:
     finally:
         assert (await api.post(f"{url}/stop")).status == 204
     assert tap not in {name for _, name in socket.if_nameindex()}  # the bridge's own TAP went with it
+
+
+async def test_a_console_port_taken_meanwhile_moves(api, project, standin, gns3_server) -> None:
+    require_data_plane()
+    vm = await create_vm(api, project, standin.make_vm("console-vm"), enable_remote_console=True)
+    url = vm_url(project, vm)
+    with socket.socket() as squatter:  # another program took the port after the server handed it out
+        squatter.bind((gns3_server.console_host, vm["console"]))
+        squatter.listen()
+        assert (await api.post(f"{url}/start")).status == 204
+        moved = (await api.get(url)).json["console"]
+        assert moved != vm["console"]
+        reader, writer = await asyncio.open_connection(gns3_server.console_host, moved)
+        writer.write(b"hostname\r")
+        await read_until(reader, b"console-vm$ ")
+        writer.close()
+    assert (await api.post(f"{url}/stop")).status == 204

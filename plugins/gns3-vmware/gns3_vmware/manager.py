@@ -29,7 +29,8 @@ from gns3_vmware.vmx import VMXError, VMXFile
 from gns3core.config import Config, Section
 from gns3core.emulator.manager import ProgramStatus, VMManager
 from gns3core.emulator.nio import NIO, NIOVMNET
-from gns3core.errors import Conflict, Forbidden
+from gns3core.errors import Conflict, EmulatorError
+from gns3core.host_paths import host_file
 
 if TYPE_CHECKING:
     from gns3core.projects import Project
@@ -133,7 +134,7 @@ class VMwareManager(VMManager):
     async def check_vmx_path(self, path: str, name: str, vm_id: str, *, exclusive: bool = True,
                              other_than: VMwareVM | None = None) -> str:
         """A VMX file a VM may use: absolute, named .vmx, a VMware settings file, and on a server that is not local
-        inside a VM folder or the projects directory (or registered in VMware's inventory); 409/403 otherwise.
+        inside a VM folder or the projects directory (or registered in VMware's inventory); 409 otherwise.
         `exclusive`: the VM runs this very file, so no other node may (a linked clone runs its own copy)."""
         label = f'VMware VM "{name}" [{vm_id}]'
         if not os.path.isabs(path):
@@ -152,11 +153,13 @@ class VMwareManager(VMManager):
         real = os.path.realpath(path)
         if not os.path.isfile(real):
             raise Conflict(f'{label}: could not find VMX file "{path}"')
-        if not self.server.local and not self._allowed_vmx(real):
-            folders = ", ".join(str(f) for f in self.vm_folders())
-            raise Forbidden(f'{label}: "{path}" is not allowed on this server: a VMX file must be in a VMware VM '
-                            f"folder ({folders}; see [VMware] vms_path), in VMware's inventory or in the projects "
-                            "directory, unless the server is local (--local)")
+        if not any(same_file(real, registered) for registered in inventory.inventory_vmx_paths()):
+            # Not one of VMware's registered VMs: the server's one host-path policy decides (anywhere on a local
+            # server; elsewhere inside the VM folders, see [VMware] vms_path, or the projects directory).
+            try:
+                host_file(self.server, path, [*self.vm_folders(), self.server.projects.location], "VMX file")
+            except EmulatorError as exc:
+                raise Conflict(f"{label}: {exc.message}") from None
         try:
             if os.path.getsize(real) > VMX_SIZE_LIMIT:
                 raise VMXError("too large")
@@ -166,14 +169,6 @@ class VMwareManager(VMManager):
         if "config.version" not in keys and "virtualhw.version" not in keys:
             raise Conflict(f'{label}: "{path}" is not a VMware VMX file (it has no config.version or '
                            "virtualHW.version setting)")
-
-    def _allowed_vmx(self, real: str) -> bool:
-        roots = [*self.vm_folders(), self.server.projects.location]
-        for root in roots:
-            root_real = os.path.realpath(root)
-            if os.path.commonpath([root_real, real]) == root_real:
-                return True
-        return any(same_file(real, registered) for registered in inventory.inventory_vmx_paths())
 
     # -- VMs -------------------------------------------------------------------------------------------------------
 

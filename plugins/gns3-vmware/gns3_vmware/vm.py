@@ -24,8 +24,9 @@ from gns3core.emulator.links import LinkWiring
 from gns3core.emulator.nio import NIO, NIONAT, NIOVMNET
 from gns3core.emulator.serial_relay import SerialConsoleRelay
 from gns3core.emulator.vm import Adapter, BaseVM
-from gns3core.errors import Conflict
+from gns3core.errors import Conflict, EmulatorError
 from gns3core.files import atomic_write
+from gns3core.ports import tcp_port_is_free
 
 if TYPE_CHECKING:
     from gns3_vmware.manager import VMwareManager
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 NATIVE_NIOS = ("nio_nat", "nio_vmnet")  # attached by VMware through the VMX file, never bridged
 RESTORE_RECORD = "vmx-restore.json"
+CONSOLE_ATTEMPTS = 3
 POWER_OFF_WAIT = 15.0  # seconds for vmware-vmx to finish (and write the VMX one last time) after vmrun stop
 
 
@@ -363,11 +365,26 @@ class VMwareVM(BaseVM):
     # -- console ---------------------------------------------------------------------------------------------------
 
     async def _start_console(self) -> None:
+        """Serve the serial pipe on the console port. Another program may have taken that port since it was
+        handed out: then the console moves to a free one (with a warning) rather than failing the start."""
         if self._relay is not None or self.console is None:
             return
-        relay = SerialConsoleRelay(self.manager.pipe_path(self.id), self.server.console_host, self.console, self.name)
-        await relay.start()
-        self._relay = relay
+        for attempt in range(CONSOLE_ATTEMPTS):
+            relay = SerialConsoleRelay(self.manager.pipe_path(self.id), self.server.console_host, self.console,
+                                       self.name)
+            try:
+                await relay.start()
+            except EmulatorError:
+                host = self.server.console_host
+                if attempt + 1 == CONSOLE_ATTEMPTS or tcp_port_is_free(self.console, host):
+                    raise
+                taken = self.console
+                super().change_console(None)
+                self.project.warn(f"Console port {taken} of VMware VM {self.name} is used by another program: "
+                                  f"the console moved to port {self.console}")
+                continue
+            self._relay = relay
+            return
 
     async def _stop_console(self) -> None:
         relay, self._relay = self._relay, None
