@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from gns3core.testing.client import ApiClient
 from gns3core.testing.telnet import strip_telnet
 
-# Ranges of their own, away from other suites' servers on this machine.
-CONSOLE_RANGE = ("27100", "27999")
-UDP_RANGE = ("28000", "29999")
+# Ranges of their own, away from other suites' servers on this machine, and a window of them per test session (by
+# pid), so two sessions running these tests at once rarely pick the same ports.
+_WINDOW = os.getpid() % 8
+CONSOLE_RANGE = (str(27100 + 100 * _WINDOW), str(27199 + 100 * _WINDOW))
+UDP_RANGE = (str(28000 + 250 * _WINDOW), str(28249 + 250 * _WINDOW))
 
 ROUTER_CONFIG = """hostname %h
 !

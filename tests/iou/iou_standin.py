@@ -534,6 +534,7 @@ def main() -> None:
     router = Router(appid, ethernet, serial, config, nvram)
     router.read_netmap()
     console = Console(appid, router)
+    threading.Thread(target=console.run, daemon=True).start()
 
     def leave(signum, _frame):
         for path in (f"{NETIO}/{appid}", f"{NETIO}/ttyS{appid}"):
@@ -547,7 +548,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, leave)
     signal.signal(signal.SIGINT, leave)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    threading.Thread(target=console.run, daemon=True).start()
     router.run()
 
 

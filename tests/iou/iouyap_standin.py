@@ -94,10 +94,13 @@ class Iouyap:
         self.node = node
         self.ports: dict[tuple[int, int], Port] = {}
         self.lock = threading.Lock()
-        path = f"{NETIO}/{node}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def bind(self) -> None:
+        """Bound once the configuration is loaded: the server takes the socket as the sign iouyap is up."""
+        path = f"{NETIO}/{self.node}"
         if os.path.exists(path):
             os.unlink(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
 
     def netmap(self, path: str) -> dict[tuple[int, int], tuple[int, int, int]]:
@@ -166,6 +169,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, leave)
     yap.load()
+    yap.bind()
 
     def reloader() -> None:
         while True:

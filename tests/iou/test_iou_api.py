@@ -120,8 +120,9 @@ async def test_capture_while_running(api, project, standin_image):
     body = {"capture_file_name": "y.pcap"}  # a seed-era client may leave data_link_type out
     reply = await api.post(url + "/adapters/0/ports/0/start_capture", body)
     assert reply.status == 409 and "has no link to capture" in reply.json["message"]
-    await api.post(url + "/adapters/0/ports/0/nio", {"type": "nio_udp", "lport": 28510, "rhost": "127.0.0.1",
-                                                     "rport": 28511})
+    lport = (await api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"]
+    await api.post(url + "/adapters/0/ports/0/nio", {"type": "nio_udp", "lport": lport, "rhost": "127.0.0.1",
+                                                     "rport": lport + 1})
     assert (await api.post(url + "/adapters/0/ports/0/start_capture", body)).status == 200
     reply = await api.post(url + "/adapters/0/ports/0/start_capture", body)
     assert reply.status == 409 and reply.json["message"] == "Packet capture is already activated on 0/0"

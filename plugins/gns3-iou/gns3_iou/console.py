@@ -3,7 +3,8 @@
 IOU started with `-L` has no terminal of its own. It reads what is typed from the datagram socket
 `/tmp/netio<uid>/ttyS<appid>` (its side) and writes its output to `ttyC<appid>` (ours). Every telnet client sees all
 output and may type; `^^` (Ctrl-^) followed by `q` or `.` leaves, `^^ ^^` sends a literal Ctrl-^, `^^ ?` shows help.
-A client that vanishes or stops reading is dropped without disturbing the others.
+A client that vanishes or stops reading is dropped without disturbing the others. What is typed before IOU has
+opened its tty socket is kept (up to 4 KiB) and delivered once it has.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ ESCAPE = 0x1E  # ^^
 WRITE_LIMIT = 256 * 1024  # a client this far behind is not reading: drop it rather than buffer without end
 HELP = (b"\r\n[IOU console: '^^ q' or '^^ .' disconnects, '^^ ^^' sends ^^, '^^ ?' shows this help]\r\n")
 TTY_DATAGRAM = 4096
+PENDING_LIMIT = 4096  # input kept while IOU's tty socket is not there yet
+PENDING_RETRY = 0.1
 
 
 class TelnetReader:
@@ -99,6 +102,8 @@ class IOUConsole:
         self._server: asyncio.base_events.Server | None = None
         self._clients: set[_Client] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._pending = bytearray()
+        self._retry: asyncio.Task | None = None
 
     @property
     def clients(self) -> int:
@@ -133,6 +138,11 @@ class IOUConsole:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=3)
         self._clients.clear()
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            retry.cancel()
+            await asyncio.gather(retry, return_exceptions=True)
+        self._pending.clear()
         if server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 3)
@@ -178,10 +188,34 @@ class IOUConsole:
     def _to_iou(self, data: bytes) -> None:
         if not data or self._sock is None:
             return
+        if self._pending:  # keep the order: IOU gets older input first
+            self._hold(data)
+            return
         try:
             self._sock.sendto(data, socket.MSG_DONTWAIT, self.tty_iou)
-        except OSError as exc:  # IOU not listening (yet): what was typed is lost, as on a real line
+        except (FileNotFoundError, ConnectionRefusedError, BlockingIOError):
+            self._hold(data)  # IOU is still booting (its tty socket is not there yet): keep what was typed
+        except OSError as exc:
             log.debug("IOU %s console: %s", self.name, exc)
+
+    def _hold(self, data: bytes) -> None:
+        """Keep input until IOU's tty socket answers (bounded: a line typed while IOU boots is not lost)."""
+        room = PENDING_LIMIT - len(self._pending)
+        self._pending += data[:max(room, 0)]
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._flush_pending())
+
+    async def _flush_pending(self) -> None:
+        while self._pending and self._sock is not None:
+            try:
+                self._sock.sendto(bytes(self._pending), socket.MSG_DONTWAIT, self.tty_iou)
+                self._pending.clear()
+                return
+            except (FileNotFoundError, ConnectionRefusedError, BlockingIOError):
+                await asyncio.sleep(PENDING_RETRY)
+            except OSError as exc:
+                log.debug("IOU %s console: %s", self.name, exc)
+                self._pending.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
