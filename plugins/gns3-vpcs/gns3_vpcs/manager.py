@@ -1,4 +1,9 @@
-"""The VPCS manager: MAC offsets per project, the configured binary, and what `--list-plugins` shows."""
+"""The VPCS manager: which backend runs new VMs, MAC offsets, the configured binary, what `--list-plugins` shows.
+
+`[VPCS] backend` chooses how a VM runs: `vpcs` (the default) starts the real vpcs program for each VM, `builtin`
+runs it as a virtual PC of the built-in engine (gns3_vpcs.engine). The choice is made when the VM is created; the
+API, files and notifications are the same either way.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from gns3_vpcs import program
 from gns3_vpcs.console_probe import ConsoleProbe
+from gns3_vpcs.macs import MacPool
 from gns3_vpcs.vm import VPCSVM
 from gns3core.emulator import VMManager
 from gns3core.emulator.manager import ProgramStatus
 from gns3core.errors import Conflict, EmulatorError
 
 if TYPE_CHECKING:
+    from gns3_vpcs.engine.supervisor import EngineSupervisor
     from gns3core.config import Config
     from gns3core.projects import Project
     from gns3core.server import Server
 
-MAC_POOL_SIZE = 255  # `-m` offsets 0..254: the last byte of 00:50:79:66:68:xx
+BACKENDS = ("vpcs", "builtin")
 
 
 class VPCSManager(VMManager):
@@ -28,36 +35,46 @@ class VPCSManager(VMManager):
 
     def __init__(self, server: Server, kind: str) -> None:
         super().__init__(server, kind)
-        self._macs: dict[str, set[int]] = {}
+        self.macs = MacPool()
         self.console_probe = ConsoleProbe()
+        self._engine: EngineSupervisor | None = None
 
     def configured_path(self) -> str | None:
         return self.server.config.section("VPCS").get("vpcs_path")
 
+    def backend(self) -> str:
+        """`[VPCS] backend`: `vpcs` (the real program, default) or `builtin` (the built-in engine)."""
+        return backend_of(self.server.config)
+
+    @property
+    def engine(self) -> EngineSupervisor:
+        """The built-in engine's workers, started on the first built-in VM start."""
+        if self._engine is None:
+            from gns3_vpcs.engine.supervisor import EngineSupervisor
+
+            self._engine = EngineSupervisor(self)
+        return self._engine
+
     # -- MAC offsets -------------------------------------------------------------------------------------------------
 
     def allocate_mac(self, project: Project) -> int:
-        used = self._macs.setdefault(project.id, set())
-        for mac_id in range(MAC_POOL_SIZE):
-            if mac_id not in used:
-                used.add(mac_id)
-                return mac_id
-        raise Conflict(f"Cannot create a new VPCS VM (limit of {MAC_POOL_SIZE} VMs reached on this host)")
+        return self.macs.allocate(project.id)
 
     def release_mac(self, project: Project, mac_id: int) -> None:
-        used = self._macs.get(project.id)
-        if used is not None:
-            used.discard(mac_id)
-            if not used:
-                self._macs.pop(project.id, None)
+        self.macs.release(project.id, mac_id)
 
     # -- VMs ---------------------------------------------------------------------------------------------------------
 
     async def build_vm(self, project: Project, vm_id: str, body: dict[str, Any]) -> VPCSVM:
         """Create: a MAC offset, the console port, and `startup.vpc` only when a script is given."""
+        vm_class: type[VPCSVM] = VPCSVM
+        if self.backend() == "builtin":
+            from gns3_vpcs.engine.vm import EngineVPCSVM
+
+            vm_class = EngineVPCSVM
         mac_id = self.allocate_mac(project)
         try:
-            vm = VPCSVM(self, project, vm_id, body["name"], body.get("console"), mac_id)
+            vm = vm_class(self, project, vm_id, body["name"], body.get("console"), mac_id)
         except BaseException:
             self.release_mac(project, mac_id)
             raise
@@ -71,16 +88,24 @@ class VPCSManager(VMManager):
         return vm
 
     async def project_closed(self, project: Project) -> None:
-        self._macs.pop(project.id, None)
+        self.macs.forget(project.id)
 
     async def unload(self) -> None:
         await super().unload()
         self.console_probe.close()
+        if self._engine is not None:
+            await self._engine.close()
 
     # -- the program -------------------------------------------------------------------------------------------------
 
     @classmethod
     def probe(cls, config: Config) -> ProgramStatus:
+        try:
+            backend = backend_of(config)
+        except Conflict as exc:
+            return ProgramStatus(found=False, message=exc.message)
+        if backend == "builtin":
+            return ProgramStatus(found=True, message="built-in engine ([VPCS] backend = builtin), no program needed")
         try:
             path = program.resolve_path(config.section("VPCS").get("vpcs_path"))
         except EmulatorError as exc:
@@ -92,3 +117,10 @@ class VPCSManager(VMManager):
             return ProgramStatus(found=True, path=path, version=version,
                                  message="unsupported version: needs >= 0.8b or 0.5b2 to 0.6.1")
         return ProgramStatus(found=True, path=path, version=version)
+
+
+def backend_of(config: Config) -> str:
+    value = (config.section("VPCS").get("backend") or "vpcs").strip().lower()
+    if value not in BACKENDS:
+        raise Conflict(f"Invalid [VPCS] backend {value!r} in the server configuration: use vpcs or builtin")
+    return value

@@ -1,0 +1,205 @@
+"""The engine's worker process: `python -m gns3_vpcs.engine.worker --control PATH`.
+
+It connects to the server's control socket, then serves requests until that socket closes (the server stopped or
+died: the worker ends too, and asks the kernel to kill it if the server dies first). All PCs share one event loop
+that sleeps in epoll while nothing happens: no timers, no polling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from gns3_vpcs.engine import packets, protocol
+from gns3_vpcs.engine.console import Console, ConsoleError
+from gns3_vpcs.engine.nic import LinkError, UdpLink, open_link
+from gns3_vpcs.engine.pc import VirtualPC
+from gns3_vpcs.engine.shell import SCRIPT_NAME, Shell
+
+log = logging.getLogger("gns3_vpcs.engine")
+
+PR_SET_PDEATHSIG = 1
+
+
+class Worker:
+    """The PCs of this process, and the control socket that creates and ends them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, control: socket.socket) -> None:
+        self.loop = loop
+        self.control = control
+        self.pcs: dict[str, VirtualPC] = {}
+        control.setblocking(False)
+        loop.add_reader(control.fileno(), self._readable)
+        self.send({"event": "ready", "pid": os.getpid()})
+
+    # -- control socket ----------------------------------------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.control.send(protocol.encode(message))
+        except BlockingIOError:
+            self.control.setblocking(True)  # the server is behind: wait for it rather than lose a reply
+            try:
+                self.control.send(protocol.encode(message))
+            finally:
+                self.control.setblocking(False)
+        except OSError:
+            self.shutdown()
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data = self.control.recv(protocol.MESSAGE_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.shutdown()
+                return
+            try:
+                request = protocol.decode(data)
+            except ValueError:
+                log.error("unreadable control message: %r", data[:200])
+                continue
+            try:
+                reply = self.handle(request)
+            except Exception as exc:  # a bug must not take the other PCs down
+                log.exception("request %s failed", request.get("op"))
+                reply = {"error": f"internal error of the built-in VPCS engine: {exc}"}
+            if "id" in request:
+                reply["id"] = request["id"]
+                self.send(reply)
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "start":
+            return self.start(request)
+        if op == "stop":
+            self.stop(str(request["pc"]))
+            return {"ok": True}
+        if op == "link":
+            return self.relink(str(request["pc"]), request.get("link"))
+        if op == "status":
+            return {"ok": True, "pcs": len(self.pcs), "pid": os.getpid()}
+        return {"error": f"unknown operation {op!r}"}
+
+    # -- PCs -----------------------------------------------------------------------------------------------------------
+
+    def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Open the link and the console, then boot (banner, startup.vpc); the reply comes once the console listens."""
+        pc_id = str(request["pc"])
+        if pc_id in self.pcs:
+            return {"ok": True}
+        directory = Path(request["directory"])
+        pc = VirtualPC(self.loop, pc_id, packets.mac_bytes(request["mac"]), directory)
+        link = request.get("link")
+        try:
+            if link:
+                pc.link = open_link(self.loop, link, pc.receive)
+                pc.link_spec = link
+            pc.console = Console(self.loop, request["console_host"], int(request["console"]), self._typed(pc))
+        except (LinkError, ConsoleError) as exc:
+            pc.close()
+            return {"error": str(exc)}
+        pc.shell = Shell(pc, pc.console.write, pc.console.disconnect, lambda: self._quit(pc))
+        self.pcs[pc_id] = pc
+        pc.shell.boot(run_script=(directory / SCRIPT_NAME).is_file())
+        return {"ok": True}
+
+    @staticmethod
+    def _typed(pc: VirtualPC):
+        def typed(text: str) -> None:
+            if pc.shell is not None:
+                pc.shell.feed(text)
+
+        return typed
+
+    def stop(self, pc_id: str) -> None:
+        pc = self.pcs.pop(pc_id, None)
+        if pc is not None:
+            pc.close()
+
+    def relink(self, pc_id: str, link: dict[str, Any] | None) -> dict[str, Any]:
+        """A NIO added, replaced or removed while the PC runs: the new link takes over at once. The new one is
+        opened before the old one closes, so a refused link leaves the PC as it was."""
+        pc = self.pcs.get(pc_id)
+        if pc is None:
+            return {"ok": True}
+        old = pc.link
+        if link and isinstance(old, UdpLink) and link.get("kind") == "udp" and int(link["lport"]) == old.lport:
+            old.retarget(str(link["rhost"]), int(link["rport"]))  # same local port: only the far end moves
+            pc.link_spec = link
+            return {"ok": True}
+        new = None
+        if link:
+            try:
+                new = open_link(self.loop, link, pc.receive)
+            except LinkError as exc:
+                return {"error": str(exc)}
+        if old is not None:
+            old.close()
+        pc.link = new
+        pc.link_spec = link or {}
+        return {"ok": True}
+
+    def _quit(self, pc: VirtualPC) -> None:
+        """`quit` typed on a console: the PC ends as a vpcs would, and the server is told (return code 0)."""
+        def finish() -> None:
+            if self.pcs.get(pc.id) is pc:
+                self.stop(pc.id)
+                self.send({"event": "exited", "pc": pc.id, "code": 0, "output": "quit typed on the console\n"})
+
+        self.loop.call_soon(finish)
+
+    def shutdown(self) -> None:
+        for pc_id in list(self.pcs):
+            self.stop(pc_id)
+        self.loop.stop()
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the server process goes, so a killed server leaves no engine behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gns3_vpcs.engine.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--control", required=True, help="path of the server's control socket")
+    parser.add_argument("--parent", type=int, default=0, help="pid of the server (the worker ends if it is gone)")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    if args.parent and os.getppid() != args.parent:
+        return 1  # the server died before we could ask to follow it
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s vpcs-engine[%(process)d] %(message)s")
+    control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    control.connect(args.control)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = Worker(loop, control)
+    loop.add_signal_handler(signal.SIGTERM, worker.shutdown)
+    loop.add_signal_handler(signal.SIGINT, worker.shutdown)
+    try:
+        loop.run_forever()
+    finally:
+        for pc_id in list(worker.pcs):
+            worker.stop(pc_id)
+        control.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
