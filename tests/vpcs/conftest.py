@@ -2,6 +2,9 @@
 
 A missing vpcs skips the tests that need it (with the package to install), except under CI (`CI` set) where it
 fails: CI installs the Debian package `vpcs`.
+
+`vpcs_backend` is the `[VPCS] backend` the in-process server runs with (`vpcs` unless a module parametrizes it with
+`BOTH_BACKENDS`, as the API, session and conformance tests do).
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ def gns3_use_entry_points() -> bool:
 
 
 @pytest.fixture
-def gns3_config_overrides() -> dict[str, dict[str, str]]:
+def vpcs_backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "vpcs")
+
+
+@pytest.fixture
+def gns3_config_overrides(vpcs_backend: str) -> dict[str, dict[str, str]]:
     return {"Server": {"console_start_port_range": CONSOLE_RANGE[0], "console_end_port_range": CONSOLE_RANGE[1],
-                       "udp_start_port_range": UDP_RANGE[0], "udp_end_port_range": UDP_RANGE[1]}}
+                       "udp_start_port_range": UDP_RANGE[0], "udp_end_port_range": UDP_RANGE[1]},
+            "VPCS": {"backend": vpcs_backend}}
 
 
 @pytest.fixture

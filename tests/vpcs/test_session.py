@@ -1,4 +1,7 @@
-"""The seed's sample session, end to end: a real gns3server process, two real vpcs, a ping through the tunnel."""
+"""The seed's sample session, end to end: a real gns3server process, two VPCS, a ping through the tunnel.
+
+It runs on both backends: two real vpcs processes, or two virtual PCs of the built-in engine's worker.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from vpcs_helpers import CONSOLE_RANGE, UDP_RANGE, Console, leftovers, vpcs_tree
+import psutil
+from vpcs_helpers import BOTH_BACKENDS, CONSOLE_RANGE, UDP_RANGE, Console, leftovers, vpcs_tree
 
 from gns3core.testing import require
 from gns3core.testing.client import ApiClient
@@ -27,12 +31,24 @@ REPLY = re.compile(r"(?:84 bytes from )?192\.168\.1\.1 icmp_seq=\d+ ttl=64 time=
 
 
 @pytest.fixture
-def server_config(tmp_path: Path) -> Path:
+def server_config(tmp_path: Path, vpcs_backend: str) -> Path:
     installed = [ep.name for ep in importlib.metadata.entry_points(group="gns3server.plugins")]
     require("vpcs" in installed, "the gns3-vpcs distribution is not installed (pip install -e plugins/gns3-vpcs)")
     return write_config(tmp_path / "gns3_server.conf", tmp_path, Server={
         "console_start_port_range": CONSOLE_RANGE[0], "console_end_port_range": CONSOLE_RANGE[1],
-        "udp_start_port_range": UDP_RANGE[0], "udp_end_port_range": UDP_RANGE[1]})
+        "udp_start_port_range": UDP_RANGE[0], "udp_end_port_range": UDP_RANGE[1]}, VPCS={"backend": vpcs_backend})
+
+
+def engine_workers(server_pid: int) -> list[psutil.Process]:
+    """The built-in engine's worker processes under the server."""
+    found = []
+    for child in psutil.Process(server_pid).children(recursive=True):
+        try:
+            if "gns3_vpcs.engine.worker" in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
 
 
 @pytest_asyncio.fixture
@@ -54,7 +70,8 @@ def test_list_plugins_reports_vpcs(server_config: Path, vpcs_binary: str) -> Non
     assert re.search(rf"emulator vpcs: program found \({re.escape(vpcs_binary)}, version [0-9a-z.]+\)", done.stdout)
 
 
-async def test_sample_session(server: tuple[ApiClient, ServerProcess]) -> None:
+@BOTH_BACKENDS
+async def test_sample_session(server: tuple[ApiClient, ServerProcess], vpcs_backend: str) -> None:
     api, process = server
     project = (await api.post("/v1/projects", {"name": "test"})).json
     base = f"/v1/projects/{project['project_id']}"
@@ -76,7 +93,10 @@ async def test_sample_session(server: tuple[ApiClient, ServerProcess]) -> None:
         # 200 with the VM object, as released 1.5.x answers (api-1.5-release §15 #2; the seed said 204)
         assert (await api.post(f"{base}/vpcs/vms/{vm['vm_id']}/start")).status == 200
     pids = [p.pid for p in vpcs_tree(process.pid)]
-    assert len(pids) == 4  # per VM: the console server and its virtual PC
+    if vpcs_backend == "vpcs":
+        assert len(pids) == 4  # per VM: the console server and its virtual PC
+    else:
+        assert pids == [] and len(engine_workers(process.pid)) == 1  # both PCs live in the one worker
     consoles = [await Console.open(vm["console"]) for vm in vms]
     try:
         await asyncio.gather(*(console.prompt() for console in consoles))
@@ -86,6 +106,10 @@ async def test_sample_session(server: tuple[ApiClient, ServerProcess]) -> None:
         assert "192.168.1.2 255.255.255.0" in configured[1], configured
         output = await consoles[1].command("ping 192.168.1.1 -c 3", timeout=20)
         assert len(REPLY.findall(output)) >= 2, output
+        consoles[0].writer.write(b"disconnect\n")  # the seed's way to leave a console
+        await consoles[0].writer.drain()
+        farewell = await asyncio.wait_for(consoles[0].reader.read(), 10)
+        assert b"Good-bye" in farewell, farewell
     finally:
         for console in consoles:
             await console.close()

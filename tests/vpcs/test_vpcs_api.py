@@ -1,4 +1,7 @@
-"""The VPCS endpoints field by field, and their error cases (api-emulators.md §3), on an in-process server."""
+"""The VPCS endpoints field by field, and their error cases (api-emulators.md §3), on an in-process server.
+
+The endpoint tests run on both backends (the real vpcs and the built-in engine): a client sees no difference.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vpcs_helpers import fake_vpcs
+from vpcs_helpers import BOTH_BACKENDS, fake_vpcs
 
 from gns3core.testing.client import ApiClient
 
@@ -27,6 +30,7 @@ async def udp_nio(api: ApiClient, project: dict[str, Any]) -> dict[str, Any]:
     return {"type": "nio_udp", "lport": ports[0], "rhost": "127.0.0.1", "rport": ports[1]}
 
 
+@BOTH_BACKENDS
 async def test_create_without_script(api: ApiClient, project: dict[str, Any]) -> None:
     vm = await create(api, project)
     assert vm["status"] == "stopped"
@@ -38,6 +42,7 @@ async def test_create_without_script(api: ApiClient, project: dict[str, Any]) ->
     assert (await create(api, project, name="PC2", startup_script=None))["startup_script_path"] is None
 
 
+@BOTH_BACKENDS
 async def test_create_with_script_replaces_h(api: ApiClient, project: dict[str, Any]) -> None:
     vm = await create(api, project, name="PC-A", startup_script="set pcname %h\nip 10.0.0.1 24\n")
     assert vm["startup_script"] == "set pcname PC-A\nip 10.0.0.1 24\n"
@@ -45,6 +50,7 @@ async def test_create_with_script_replaces_h(api: ApiClient, project: dict[str, 
     assert (Path(vm["vm_directory"]) / "startup.vpc").read_text() == "set pcname PC-A\nip 10.0.0.1 24\n"
 
 
+@BOTH_BACKENDS
 async def test_update_script_and_null_script(api: ApiClient, project: dict[str, Any]) -> None:
     vm = await create(api, project, name="PC-A", startup_script="set pcname %h\n")
     url = f"{vms(project)}/{vm['vm_id']}"
@@ -56,6 +62,7 @@ async def test_update_script_and_null_script(api: ApiClient, project: dict[str, 
     assert (Path(vm["vm_directory"]) / "startup.vpc").read_text() == ""
 
 
+@BOTH_BACKENDS
 async def test_rename_keeps_pcname_in_step(api: ApiClient, project: dict[str, Any]) -> None:
     vm = await create(api, project, name="1", startup_script="set pcname %h\nip 10.0.0.1 24\n")
     url = f"{vms(project)}/{vm['vm_id']}"
@@ -66,12 +73,14 @@ async def test_rename_keeps_pcname_in_step(api: ApiClient, project: dict[str, An
     assert reply.status == 200 and reply.json["name"] == "PC-B"
 
 
+@BOTH_BACKENDS
 async def test_update_applies_name_before_script(api: ApiClient, project: dict[str, Any]) -> None:
     vm = await create(api, project)
     reply = await api.put(f"{vms(project)}/{vm['vm_id']}", {"startup_script": "set pcname %h", "name": "late"})
     assert reply.json["startup_script"] == "set pcname late"
 
 
+@BOTH_BACKENDS
 async def test_console_change_and_release(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     vm = await create(api, project)
     old = vm["console"]
@@ -85,12 +94,14 @@ async def test_console_change_and_release(api: ApiClient, project: dict[str, Any
     assert new not in gns3_server.ports.tcp_used
 
 
+@BOTH_BACKENDS
 async def test_requested_console_in_use_is_replaced(api: ApiClient, project: dict[str, Any]) -> None:
     first = await create(api, project)
     second = await create(api, project, name="PC2", console=first["console"])
     assert second["console"] != first["console"]
 
 
+@BOTH_BACKENDS
 async def test_nio_ports(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     vm = await create(api, project)
     base = f"{vms(project)}/{vm['vm_id']}/adapters"
@@ -110,6 +121,7 @@ async def test_nio_ports(api: ApiClient, project: dict[str, Any], gns3_server) -
     assert (await api.delete(f"{base}/0/ports/2/nio")).status == 409
 
 
+@BOTH_BACKENDS
 async def test_start_without_nio(api: ApiClient, project: dict[str, Any]) -> None:
     vm = await create(api, project)
     reply = await api.post(f"{vms(project)}/{vm['vm_id']}/start")
@@ -146,6 +158,7 @@ class TestUnsupportedVersion:
         assert reply.status == 409 and "version must be >= 0.8b" in reply.json["message"]
 
 
+@BOTH_BACKENDS
 async def test_limit_of_255_per_project(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     created = [await create(api, project, name=f"PC{i}") for i in range(255)]
     macs = sorted(vm.mac_id for vm in gns3_server.emulators["vpcs"].vms.values())
@@ -160,6 +173,7 @@ async def test_limit_of_255_per_project(api: ApiClient, project: dict[str, Any],
     assert gns3_server.emulators["vpcs"].vms[again["vm_id"]].mac_id == 17
 
 
+@BOTH_BACKENDS
 async def test_legacy_integer_id_adopts_the_old_directory(api: ApiClient, project: dict[str, Any]) -> None:
     old = Path(project["path"]) / "project-files" / "vpcs" / "pc-7"
     old.mkdir(parents=True)
@@ -170,6 +184,7 @@ async def test_legacy_integer_id_adopts_the_old_directory(api: ApiClient, projec
     assert not old.exists()
 
 
+@BOTH_BACKENDS
 async def test_create_rejects_bad_fields(api: ApiClient, project: dict[str, Any]) -> None:
     for body in ({"name": ""}, {"name": "x", "console": 0}, {"name": "x", "vm_id": "nope"},
                  {"name": "x", "startup_script": 3}, {"console": 2000}):
@@ -179,6 +194,7 @@ async def test_create_rejects_bad_fields(api: ApiClient, project: dict[str, Any]
     assert reply.status == 400
 
 
+@BOTH_BACKENDS
 async def test_delete_keeps_files_until_commit(api: ApiClient, project: dict[str, Any]) -> None:
     vm = await create(api, project, startup_script="set pcname %h")
     directory = Path(vm["vm_directory"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from gns3core.testing.telnet import strip_telnet
 
@@ -139,6 +140,9 @@ def _name(process: psutil.Process) -> str:
     except psutil.Error:
         return ""
 
+
+# The two ways a VPCS VM runs ([VPCS] backend); modules whose tests must pass on both parametrize with this.
+BOTH_BACKENDS = pytest.mark.parametrize("vpcs_backend", ["vpcs", "builtin"], indirect=True)
 
 # Port ranges of their own, so these tests never meet another server's ports on the same machine.
 CONSOLE_RANGE = ("24100", "24999")

@@ -229,6 +229,7 @@ class EngineSupervisor:
         self._indexes = itertools.count()
         self._directory: Path | None = None
         self._spawning: asyncio.Lock | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     def directory(self) -> Path:
         """Control sockets and worker logs: a private temporary directory, removed with the supervisor."""
@@ -260,6 +261,22 @@ class EngineSupervisor:
             self.workers.append(worker)
             return worker
 
+    def warm_up(self) -> None:
+        """A built-in VM was wired: start a worker in the background if none runs, so its first start is quick.
+        A failure here is not reported: the start that needs the worker tries again and says why."""
+        if self._warming is not None or any(w.alive for w in self.workers):
+            return
+
+        async def spawn() -> None:
+            try:
+                await self._worker()
+            except Exception as exc:  # noqa: BLE001 - reported by the start that needs it
+                log.debug("built-in VPCS engine warm-up failed: %s", exc)
+            finally:
+                self._warming = None
+
+        self._warming = asyncio.get_running_loop().create_task(spawn())
+
     async def start_pc(self, vm: EngineVPCSVM, spec: dict[str, Any]) -> EngineWorker:
         """Run `vm` in a worker; returns once its console listens. 409 with the worker's reason otherwise."""
         worker = await self._worker()
@@ -289,6 +306,9 @@ class EngineSupervisor:
             vm.engine_exited(returncode, message)
 
     async def close(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         workers, self.workers = self.workers, []
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         if self._directory is not None:

@@ -69,8 +69,11 @@ class EngineVPCSVM(VPCSVM):
     # -- links while running -------------------------------------------------------------------------------------
 
     async def add_nio(self, adapter_number: int, port_number: int, nio: NIO) -> None:
-        """A running PC takes a new link at once (vpcs itself would wait for the next start)."""
+        """A running PC takes a new link at once (vpcs itself would wait for the next start). A stopped one is
+        about to be started: a worker is made ready in the background."""
         worker = self.worker
+        if worker is None:
+            self.manager.engine.warm_up()
         if self.running and worker is not None:
             await self.manager.engine.relink(self, worker, await link_spec(nio))
         await super().add_nio(adapter_number, port_number, nio)

@@ -89,8 +89,19 @@ class Worker:
         if op == "link":
             return self.relink(str(request["pc"]), request.get("link"))
         if op == "status":
-            return {"ok": True, "pcs": len(self.pcs), "pid": os.getpid()}
+            return self.status()
         return {"error": f"unknown operation {op!r}"}
+
+    def status(self) -> dict[str, Any]:
+        """What the worker holds: PCs, timers scheduled right now (none while every PC idles), CPU and memory."""
+        times = os.times()
+        with open("/proc/self/statm", "rb") as handle:
+            rss_pages = int(handle.read().split()[1])
+        busy = sum(1 for pc in self.pcs.values() if pc.shell is not None and pc.shell.task is not None)
+        return {"ok": True, "pid": os.getpid(), "pcs": len(self.pcs), "commands_running": busy,
+                "timers": sum(1 for timer in getattr(self.loop, "_scheduled", ()) if not timer.cancelled()),
+                "cpu_seconds": times.user + times.system,
+                "rss_bytes": rss_pages * os.sysconf("SC_PAGE_SIZE")}
 
     # -- PCs -----------------------------------------------------------------------------------------------------------
 
