@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 import pytest_asyncio
-import psutil
 from vpcs_helpers import BOTH_BACKENDS, CONSOLE_RANGE, UDP_RANGE, Console, leftovers, vpcs_tree
 
 from gns3core.testing import require

@@ -348,25 +348,18 @@ async def trace(pc: VirtualPC, out: Print, target: str, dst: int, proto: int, ma
                 continue
             at, error = result
             elapsed = _ms(at - sent)
-            if error is not None and error.icmp_type == pk.ICMP_TIME_EXCEEDED:
-                if not named:
-                    line += f"{pk.ip_text(error.source)} "
-                    named = True
-                line += f"  {elapsed} ms"
-            elif error is not None and error.icmp_type == pk.ICMP_UNREACHABLE:
-                if not named:
+            if error is not None and error.icmp_type == pk.ICMP_UNREACHABLE:
+                if not named:  # printed once; the hop's other probes are still sent, as vpcs does
                     line += (f"*{pk.ip_text(error.source)}   {elapsed} ms (ICMP type:{error.icmp_type}, "
                              f"code:{error.code}, {icmp_description(error.icmp_type, error.code)})")
                     named = True
                 done = True
-                break
-            else:
-                if not named:
-                    line += f"{pk.ip_text(dst)} "
-                    named = True
-                line += f"  {elapsed} ms"
-                done = True
-                break
+                continue
+            if not named:
+                line += f"{pk.ip_text(error.source if error is not None else dst)} "
+                named = True
+            line += f"  {elapsed} ms"
+            done = done or error is None
         out(line + "\n")
         if done:
             return

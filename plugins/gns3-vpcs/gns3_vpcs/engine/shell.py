@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 HISTORY_SIZE = 50
 LINE_MAX = 512
-NAME_MAX = 12
+NAME_MAX = 6  # vpcs 0.5b2's limit (0.8 allows more)
 SCRIPT_DEPTH = 8
 SCRIPT_NAME = "startup.vpc"
 HISTORY_FILE = "vpcs.hist"
@@ -333,7 +333,7 @@ class Shell:
             if len(argv) != 3:
                 self.write("Incomplete command.\n")
             elif len(argv[2]) > NAME_MAX:
-                self.write(f"Hostname is too long. (Maximum {NAME_MAX} characters)\n")
+                self.write(f"Hostname is too long. (should be less than {NAME_MAX})\n")
             else:
                 self.pc.name = argv[2]
         elif "echo".startswith(what):
