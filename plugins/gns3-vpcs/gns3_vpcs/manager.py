@@ -7,6 +7,7 @@ API, files and notifications are the same either way.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gns3_vpcs import program
@@ -81,7 +82,7 @@ class VPCSManager(VMManager):
         script = body.get("startup_script")
         if script is not None:
             try:
-                vm.write_script(script)
+                await asyncio.to_thread(vm.write_script, script)  # fsync: not on the event loop
             except BaseException:
                 await vm.close()
                 raise

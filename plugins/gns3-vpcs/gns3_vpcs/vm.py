@@ -103,7 +103,7 @@ class VPCSVM(BaseVM):
                                f"(vpcs holds port {self.console}); stop it first")
             self.change_console(console)
         if "startup_script" in changes:
-            self.write_script(changes["startup_script"] or "")
+            await asyncio.to_thread(self.write_script, changes["startup_script"] or "")
 
     def rename(self, new: str) -> None:
         old = self.name

@@ -100,13 +100,19 @@ class Console:
                 conn, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError:  # out of descriptors: stop accepting for a moment instead of spinning on the listener
+                self.loop.remove_reader(self.listener.fileno())
+                self.loop.call_later(0.5, self._resume_accepting)
                 return
             conn.setblocking(False)
             if self.client is None:
                 self._attach(conn)
             else:
                 self.waiting.append(conn)
+
+    def _resume_accepting(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.listener.fileno(), self._accept)
 
     def _attach(self, conn: socket.socket) -> None:
         self.client = conn

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -186,12 +188,22 @@ def _die_with_parent() -> None:
         pass
 
 
+def _more_descriptors() -> None:
+    """Each PC holds a tunnel socket, a console listener and maybe a console client: raise the soft limit on open
+    files to the hard one, so a thousand PCs fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gns3_vpcs.engine.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--control", required=True, help="path of the server's control socket")
     parser.add_argument("--parent", type=int, default=0, help="pid of the server (the worker ends if it is gone)")
     args = parser.parse_args(argv)
     _die_with_parent()
+    _more_descriptors()
     if args.parent and os.getppid() != args.parent:
         return 1  # the server died before we could ask to follow it
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
