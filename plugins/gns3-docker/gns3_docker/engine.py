@@ -91,6 +91,7 @@ class DockerEngine:
         self.host = host
         self._url = _client_url(host)
         self._docker: aiodocker.Docker | None = None
+        self._connector: aiohttp.BaseConnector | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._negotiating: asyncio.Lock | None = None
         self._ready = False
@@ -127,7 +128,17 @@ class DockerEngine:
         """The aiodocker client of the running loop, its API version negotiated (once per client)."""
         loop = asyncio.get_running_loop()
         if self._docker is None or self._loop is not loop:
-            self._docker = aiodocker.Docker(url=self._url, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
+            # Our own connector: no cap on simultaneous connections (every console client and running container
+            # may hold one), where aiodocker's default would make the 101st wait.
+            parts = urlsplit(self._url)
+            if parts.scheme == "unix":
+                connector: aiohttp.BaseConnector = aiohttp.UnixConnector(path=parts.path, limit=0)
+                url = "unix://localhost"
+            else:
+                connector, url = aiohttp.TCPConnector(limit=0), self._url
+            self._docker = aiodocker.Docker(url=url, connector=connector,
+                                            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
+            self._connector = connector
             self._loop = loop
             self._negotiating = asyncio.Lock()
             self._ready = False
@@ -287,9 +298,12 @@ class DockerEngine:
 
     async def close(self) -> None:
         docker, self._docker = self._docker, None
+        connector, self._connector = self._connector, None
         self._ready = False
-        if docker is not None:
-            try:
+        try:
+            if docker is not None:
                 await docker.close()
-            except RuntimeError:
-                pass  # its loop is already gone (tests run one loop per test)
+            if connector is not None:
+                await connector.close()  # ours, so aiodocker leaves it open
+        except RuntimeError:
+            pass  # its loop is already gone (tests run one loop per test)

@@ -61,13 +61,15 @@ class AdapterVeth:
         await run_ip(["link", "add", self.host_name, "type", "veth", "peer", "name", self.inner_name,
                       "netns", str(self.pid)],
                      f"Cannot create the veth pair of adapter {self.adapter_number}")
-        try:
-            await run_ip(["link", "set", "dev", self.inner_name, "up"],
-                         f"Cannot bring {self.inner_name} up in the container", pid=self.pid)
-            await run_ip(["link", "set", "dev", self.host_name, "up"], f"Cannot bring {self.host_name} up")
-        except EmulatorError:
+        results = await asyncio.gather(  # both ends at once: each is a program run
+            run_ip(["link", "set", "dev", self.inner_name, "up"],
+                   f"Cannot bring {self.inner_name} up in the container", pid=self.pid),
+            run_ip(["link", "set", "dev", self.host_name, "up"], f"Cannot bring {self.host_name} up"),
+            return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
             await self.destroy()
-            raise
+            raise failure
 
     async def destroy(self) -> None:
         if interface_exists(self.host_name):  # gone already when the container's namespace went away
