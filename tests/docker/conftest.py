@@ -41,9 +41,15 @@ def gns3_use_entry_points() -> bool:
     return False
 
 
+# Tunnel ports of this run's own: other test runs on the machine (and their servers) hand out from 10000 up, and a
+# port one server found free may be bound by another before the data plane binds it.
+UDP_BASE = 20000 + (os.getpid() % 12) * 1000
+
+
 @pytest.fixture
 def gns3_config_overrides(docker_engine: Dockerd) -> dict[str, dict[str, str]]:
-    return {"Docker": {"docker_host": docker_engine.docker_host}}
+    return {"Docker": {"docker_host": docker_engine.docker_host},
+            "Server": {"udp_start_port_range": str(UDP_BASE), "udp_end_port_range": str(UDP_BASE + 999)}}
 
 
 @pytest.fixture(autouse=True)
