@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
+
+try:
+    import pytest_asyncio
+except ImportError as exc:  # the core without its test extra: say what to install instead of a bare ImportError
+    raise ImportError("gns3core.testing.fixtures needs the core's test extra (pytest-asyncio, pytest-aiohttp): "
+                      "pip install 'gns3core[test]'") from exc
 
 from gns3core.app import SERVER_KEY, create_app
 from gns3core.config import Config

@@ -100,6 +100,12 @@ def test_pytest_without_the_test_extra(venv: Path, tmp_path: Path) -> None:
     fixtures = run([venv / "bin/pytest", "--fixtures", "-p", "no:cacheprovider", "test_plain.py"], cwd=tmp_path,
                    env=env)
     assert "gns3_" not in fixtures.stdout and "project" not in fixtures.stdout.split()
+    # A suite that opts in without the extra is told what to install.
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["gns3core.testing.fixtures"]\n')
+    opted = subprocess.run([str(venv / "bin/pytest"), "-q", "-p", "no:cacheprovider", "test_plain.py"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert opted.returncode != 0
+    assert "pip install 'gns3core[test]'" in opted.stdout + opted.stderr
 
 
 def test_core_and_vpcs_alone_from_wheels(venv: Path, wheelhouse: Path, tmp_path: Path) -> None:
