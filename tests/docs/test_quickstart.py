@@ -55,7 +55,12 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     engine_dir = Path(tempfile.mkdtemp(prefix="gns3-qs-", dir="/tmp"))  # short: UNIX socket paths are limited
     daemon = start_dockerd(engine_dir)
     try:
-        config = write_config(tmp_path / "server.conf", tmp_path, Docker={"docker_host": daemon.docker_host})
+        # Ports of its own (other test sessions on this machine start servers at the default 2001 / 10000 too).
+        base = 27000 + (os.getpid() % 10) * 500
+        server_keys = {"console_start_port_range": base, "console_end_port_range": base + 99,
+                       "udp_start_port_range": base + 100, "udp_end_port_range": base + 499}
+        config = write_config(tmp_path / "server.conf", tmp_path, Server=server_keys,
+                              Docker={"docker_host": daemon.docker_host})
         with ServerProcess(config, args=("--local",), log=tmp_path / "server.log") as server:
             env = {**os.environ, "GNS3": server.url, "DOCKER_HOST": daemon.docker_host}
             env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
