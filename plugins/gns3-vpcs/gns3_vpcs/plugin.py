@@ -5,20 +5,18 @@ from __future__ import annotations
 from gns3_vpcs import schemas as vpcs_schemas
 from gns3_vpcs.manager import VPCSManager
 from gns3core import hookimpl, schemas
-from gns3core.emulator import vm_routes
+from gns3core.emulator import VMRoutes
 from gns3core.registry import Emulator, Registry
-
-KIND = "vpcs"
 
 
 @hookimpl
 def gns3_register(registry: Registry) -> None:
     registry.add_emulator(Emulator(
-        name=KIND,
+        name="vpcs",
         manager=VPCSManager,
-        routes=vm_routes(KIND, create=vpcs_schemas.CREATE, update=vpcs_schemas.UPDATE, output=vpcs_schemas.OBJECT,
-                         actions=("start", "stop", "reload"), nio=schemas.NIO, capture=None,
-                         start_returns_vm=True),
+        vm_routes=VMRoutes(create=vpcs_schemas.CREATE, update=vpcs_schemas.UPDATE, output=vpcs_schemas.OBJECT,
+                           actions=("start", "stop", "reload"), nio=schemas.NIO, capture=None,
+                           start_returns_vm=True),
         schemas={"create": vpcs_schemas.CREATE, "update": vpcs_schemas.UPDATE, "object": vpcs_schemas.OBJECT},
         description="Virtual PCs run by the vpcs program (Debian's 0.5b2, or 0.6.1 / 0.8+)",
     ))
