@@ -3,7 +3,8 @@
 The lab (default 1,000 PCs, 500 pairs, 10 projects, one per "student group") runs on the built-in VPCS engine; then
 the same cycle with N = 100 runs on both backends, the real vpcs and the built-in engine, side by side. For each run
 it times each phase (create the projects and PCs; allocate UDP ports and wire every pair; start; every console shows
-its prompt, once the startup script `ip <address> 24` has run; every pair pings; stop; delete), and reports:
+its prompt, once the startup script `ip <address> 24` has run; the first PC of every pair pings the second with
+`ping <peer> -c 2 -i 1`; stop; delete), and reports:
 
 - the server's and the emulators' CPU seconds per phase, and their CPU while the started lab idles (% of one core);
 - p50 / p99 of `GET /v1/version` during the run, measured by a separate process with its own connection;
@@ -185,11 +186,11 @@ class Lab:
 
     async def ping(self, console: tuple[asyncio.StreamReader, asyncio.StreamWriter], address: str) -> bool:
         reader, writer = console
-        writer.write(f"ping {address} -c 2\n".encode())
+        writer.write(f"ping {address} -c 2 -i 1\n".encode())  # -i 1: 1 ms between echoes, no second's wait after
         seen = b""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        while not (b"-c 2" in seen and PROMPT.search(seen)):
+        while not (b"-i 1" in seen and PROMPT.search(seen)):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break

@@ -219,7 +219,8 @@ def nio_schema(exclude: tuple[str, ...] = ()) -> dict[str, Any]:
         "description": "Request validation to add a NIO instance",
         "type": "object",
         "definitions": {name: NIO_DEFINITIONS[name] for name in names},
-        "oneOf": [{"$ref": f"#/definitions/{name}"} for name in names],
+        # inline, not "$ref": the validator resolves a $ref on every request, which made NIO bodies 2-3x slower
+        "oneOf": [NIO_DEFINITIONS[name] for name in names],
         "required": ["type"],
     }
 
