@@ -9,6 +9,7 @@ import asyncio
 import importlib.metadata
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -119,3 +120,23 @@ async def test_sample_session(server: tuple[ApiClient, ServerProcess], vpcs_back
     assert leftovers(pids) == []
     assert vpcs_tree(process.pid) == []
     assert (await api.delete(base)).status == 204
+
+
+@pytest.mark.parametrize("vpcs_backend", ["builtin"], indirect=True)
+async def test_killed_server_leaves_no_engine(server: tuple[ApiClient, ServerProcess]) -> None:
+    """A server killed with SIGKILL cannot stop anything itself: the kernel ends its engine workers."""
+    api, process = server
+    project = (await api.post("/v1/projects", {"name": "killed"})).json
+    base = f"/v1/projects/{project['project_id']}"
+    vm = (await api.post(f"{base}/vpcs/vms", {"name": "PC1"})).json
+    port = (await api.post(f"{base}/ports/udp")).json["udp_port"]
+    nio = {"type": "nio_udp", "lport": port, "rhost": "127.0.0.1", "rport": port + 1}
+    assert (await api.post(f"{base}/vpcs/vms/{vm['vm_id']}/adapters/0/ports/0/nio", nio)).status == 201
+    assert (await api.post(f"{base}/vpcs/vms/{vm['vm_id']}/start")).status == 200
+    workers = engine_workers(process.pid)
+    assert len(workers) == 1
+    os.kill(process.pid, signal.SIGKILL)  # the server alone: ServerProcess.kill() would end its children itself
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    for left in alive:
+        left.kill()
+    assert alive == [], "an engine worker outlived its server"

@@ -13,7 +13,6 @@ tunnel from inside the PC) say so plainly instead of pretending.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import Any
 from gns3_vpcs.engine import packets as pk
 from gns3_vpcs.engine import probes, texts
 from gns3_vpcs.engine.pc import DEFAULT_MTU, Dhcp, VirtualPC, tick
+from gns3core.errors import Conflict
+from gns3core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -654,8 +655,8 @@ class Shell:
                 number = _int(value)
                 if flag == "c":
                     options.count = number
-                elif flag == "l":
-                    options.size = max(0, min(number, 65000))
+                elif flag == "l":  # never more than the MTU allows (vpcs does not fragment either)
+                    options.size = max(0, min(number, (self.pc.ipv4.mtu or DEFAULT_MTU) - 28))
                 elif flag == "T":
                     options.ttl = number & 0xFF
                 elif flag == "s":
@@ -754,9 +755,9 @@ class Shell:
                 address += f" {pk.ip_text(settings.gateway)}"
             lines.append(f"{address} {settings.cidr}")
         try:
-            _atomic_write(path, "".join(f"{line}\n" for line in lines))
-        except OSError as exc:
-            self.write(f"failed: {exc.strerror or exc}\n")
+            atomic_write(path, "".join(f"{line}\n" for line in lines))
+        except Conflict as exc:
+            self.write(f"failed: {exc.message}\n")
             return None
         self.write(".  done\n")
         return None
@@ -889,15 +890,3 @@ def _columns(fields: list[tuple[int, str]]) -> str:
                 line[column + offset] = char
         end = column + len(text)
     return "".join(line[:end])
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """`save`: the old file or the new one, never half (a temporary file in the same directory, then a rename)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w", encoding="latin-1", errors="replace") as handle:
-            handle.write(text)
-        temporary.replace(path)
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
