@@ -3,7 +3,7 @@ and the VMware plugin only. Each test gets its own stand-in programs, VMnet numb
 
 from __future__ import annotations
 
-import random
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +17,17 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin
     """The stand-in VMware of this test; VMware's per-user files (inventory, preferences) live in its home."""
     host = StandinVMware(tmp_path / "vmware-host")
     monkeypatch.setenv("HOME", str(host.home))
-    yield host
-    left = host.cleanup()
-    assert not left, f"stand-in VM processes left running: {left}"
-    assert not host.vmnet_interfaces(), f"VMnet interfaces left: {host.vmnet_interfaces()}"
+    monkeypatch.setenv("TMPDIR", str(host.temp_dir))
+    monkeypatch.setattr(tempfile, "tempdir", str(host.temp_dir))
+    try:
+        yield host
+        left = host.cleanup()
+        assert not left, f"stand-in VM processes left running: {left}"
+        assert not host.vmnet_interfaces(), f"VMnet interfaces left: {host.vmnet_interfaces()}"
+        assert not list((host.temp_dir / "gns3_vmware").glob("*")), "serial sockets left"
+    finally:
+        host.cleanup()
+        host.release()
 
 
 @pytest.fixture
@@ -35,10 +42,4 @@ def gns3_use_entry_points() -> bool:
 
 @pytest.fixture
 def gns3_config_overrides(standin: StandinVMware) -> dict[str, dict[str, str]]:
-    # Tunnel and console ports away from the default ranges other suites' servers on this machine start from.
-    udp_start = random.randrange(40000, 59000, 1000)
-    console_start = random.randrange(20000, 29000, 1000)
-    return {"VMware": standin.config_section(),
-            "Server": {"udp_start_port_range": str(udp_start), "udp_end_port_range": str(udp_start + 999),
-                       "console_start_port_range": str(console_start),
-                       "console_end_port_range": str(console_start + 999)}}
+    return {"VMware": standin.config_section(), "Server": standin.server_section()}

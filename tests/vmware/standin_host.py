@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,43 @@ PROGRAMS = {
 }
 
 
+SLOTS = 20  # test runs of this suite that can run at once on one machine (other worktrees, CI)
+SLOT_WAIT = 120.0
+
+
+def _vmnets_in_use(first: int, last: int) -> bool:
+    names = {f"vmnet{n}" for n in range(first, last + 1)}
+    return any(name in names for _, name in socket.if_nameindex())
+
+
+def claim_slot() -> tuple[int, socket.socket]:
+    """A slot number no other running test of this suite holds, held as long as the returned socket is open.
+
+    VMnet interface names are global to the machine, and other clones of this repository may run these tests at
+    the same time: each test takes a slot and, with it, VMnet numbers and port ranges of its own. An abstract UNIX
+    socket name is the lock (it goes away with the process, and leaves no file behind).
+    """
+    deadline = time.monotonic() + SLOT_WAIT
+    while True:
+        for slot in random.sample(range(SLOTS), SLOTS):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(f"\0gns3-vmware-tests-slot-{slot}")
+            except OSError:
+                sock.close()
+                continue
+            if _vmnets_in_use(20 + 10 * slot, 29 + 10 * slot):  # someone else's interfaces: not a free slot
+                sock.close()
+                continue
+            return slot, sock
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"all {SLOTS} slots of the VMware tests are held by other test runs")
+        time.sleep(0.5)
+
+
 class StandinVMware:
-    """What a host with VMware Workstation installed has, played by the stand-ins, under `root`."""
+    """What a host with VMware Workstation installed has, played by the stand-ins, under `root`; plus the VMnet
+    numbers, port ranges and serial-socket directory of this test alone."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -42,9 +79,15 @@ class StandinVMware:
         self.home = root / "home"
         self.vm_folder = self.home / "vmware"
         self.networking_file = root / "networking"
-        # Each test gets its own VMnet numbers, so interfaces of two runs never meet.
-        self.vmnet_start = random.randrange(20, 240)
+        self.slot, self._slot_lock = claim_slot()
+        self.vmnet_start = 20 + 10 * self.slot
         self.vmnet_end = self.vmnet_start + 9
+        self.own_vmnet = f"vmnet{230 + self.slot}"  # outside the server's range: a VMnet the user chose
+        self.udp_range = (40000 + 1000 * self.slot, 40999 + 1000 * self.slot)
+        self.console_range = (20000 + 500 * self.slot, 20499 + 500 * self.slot)
+        # VMware puts serial sockets in <temp dir>/gns3_vmware: a short temporary directory of the test's own
+        # (UNIX socket paths are limited to 107 bytes).
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="gvm", dir="/tmp"))
         self.bin_dir.mkdir(parents=True)
         self.vm_folder.mkdir(parents=True)
         (self.home / ".vmware").mkdir()
@@ -64,6 +107,13 @@ class StandinVMware:
         return {"vmrun_path": self.vmrun, "host_type": "ws", "vmnet_start_range": str(self.vmnet_start),
                 "vmnet_end_range": str(self.vmnet_end), "networking_path": str(self.networking_file),
                 "vms_path": str(self.vm_folder)}
+
+    def server_section(self) -> dict[str, str]:
+        """The server's [Server] port ranges for this test: away from the defaults other suites start from, and
+        from other runs of this suite."""
+        return {"udp_start_port_range": str(self.udp_range[0]), "udp_end_port_range": str(self.udp_range[1]),
+                "console_start_port_range": str(self.console_range[0]),
+                "console_end_port_range": str(self.console_range[1])}
 
     def set_vmnets(self, numbers) -> None:
         """VMware's networking file, with a host interface for each of these VMnets (and VMware's vmnet1/vmnet8)."""
@@ -152,8 +202,15 @@ class StandinVMware:
         return found
 
     def vmnet_interfaces(self) -> list[str]:
-        names = {f"vmnet{n}" for n in range(self.vmnet_start, self.vmnet_end + 1)}
-        return sorted(name for _, name in socket.if_nameindex() if name in names)
+        """The VMnet interfaces this installation's VMs created that still exist."""
+        path = self.state_dir / "interfaces.log"
+        created = set(path.read_text().split()) if path.exists() else set()
+        return sorted(name for _, name in socket.if_nameindex() if name in created)
+
+    def release(self) -> None:
+        """After cleanup: the temporary directory goes and the slot is free for another test."""
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self._slot_lock.close()
 
     def cleanup(self) -> list[int]:
         """Kill VM processes left running (their TAP interfaces go with them); the pids that were left."""

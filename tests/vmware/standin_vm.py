@@ -192,8 +192,9 @@ class SerialConsole:
 
 
 class StandinVM:
-    def __init__(self, vmx: str, settings: dict[str, str]) -> None:
+    def __init__(self, vmx: str, settings: dict[str, str], state_dir: str) -> None:
         self.vmx = vmx
+        self.state_dir = state_dir
         self.settings = settings
         self.adapters: list[GuestAdapter] = []
         self.console: SerialConsole | None = None
@@ -225,6 +226,8 @@ class StandinVM:
             adapter = GuestAdapter(i, vnet.rsplit("/", 1)[-1].lower(), mac, self.settings.get(f"standin.{prefix}.ip"))
             adapter.open()
             self.adapters.append(adapter)
+            with open(Path(self.state_dir) / "interfaces.log", "a") as log:  # for the tests' clean-up check
+                log.write(adapter.vmnet + "\n")
         if generated:
             append_settings(self.vmx, generated)
         if self.is_true("serial0.present") and self.settings.get("serial0.filetype", "").lower() == "pipe" and \
@@ -340,7 +343,7 @@ def main(argv: list[str], state_dir: str) -> int:
             os.close(ready_fd)
 
     print(f"vmware-vmx {STANDIN_NOTE}: powering on {vmx}", flush=True)
-    vm = StandinVM(vmx, {})
+    vm = StandinVM(vmx, {}, state_dir)
     try:
         vm.settings = read_settings(vmx)
         vm.power_on()

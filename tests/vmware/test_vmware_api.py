@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -194,7 +193,7 @@ async def test_vmx_edits_at_start_and_the_file_back_at_stop(api, project, standi
     url = vm_url(project, vm)
     assert (await api.post(f"{url}/start")).status == 204
     first, second = f"vmnet{standin.vmnet_start}", f"vmnet{standin.vmnet_start + 1}"
-    pipe = f"/tmp/gns3_vmware/{vm['vm_id']}"
+    pipe = f"{standin.temp_dir}/gns3_vmware/{vm['vm_id']}"
     original_lines = original.decode().splitlines()
     lines = vmx.read_text().splitlines()
     generated = lines[-1].split('"')[1] if lines[-1].startswith("ethernet1.generatedAddress") else "?"
@@ -405,7 +404,7 @@ async def test_nat_and_vmnet_links_are_written_for_the_run(api, project, standin
     vm = await create_vm(api, project, vmx, adapters=3)
     url = vm_url(project, vm)
     assert (await api.post(f"{url}/adapters/0/ports/0/nio", {"type": "nio_nat"})).json == {"type": "nio_nat"}
-    own = f"vmnet{standin.vmnet_end + 5}"
+    own = standin.own_vmnet
     reply = await api.post(f"{url}/adapters/1/ports/0/nio", {"type": "nio_vmnet", "vmnet": own})
     assert reply.status == 201 and reply.json == {"type": "nio_vmnet", "vmnet": own}
     assert vmx.read_bytes() == original  # written at start, not before
@@ -421,7 +420,7 @@ async def test_nat_and_vmnet_links_are_written_for_the_run(api, project, standin
     assert 'ethernet0.connectiontype = "nat"' in text and "ethernet0.vnet" not in text
     assert f'ethernet1.vnet = "{own}"' in text
     assert f'ethernet2.vnet = "vmnet{standin.vmnet_start}"' in text
-    assert standin.vmnet_interfaces() == [f"vmnet{standin.vmnet_start}"]
+    assert standin.vmnet_interfaces() == sorted([f"vmnet{standin.vmnet_start}", own])
     assert (await api.post(f"{url}/stop")).status == 204
     assert vmx.read_bytes() == original
     assert (await api.delete(f"{url}/adapters/1/ports/0/nio")).status == 204
@@ -527,4 +526,4 @@ async def test_closing_the_project_stops_the_vm_and_puts_the_vmx_back(api, stand
     assert (await api.post(f"{vm_url(project, vm)}/start")).status == 204
     assert (await api.post(f"/v1/projects/{project['project_id']}/close")).status == 204
     assert standin.running() == {} and vmx.read_bytes() == original
-    assert not os.path.exists(f"/tmp/gns3_vmware/{vm['vm_id']}")
+    assert not (standin.temp_dir / "gns3_vmware" / vm["vm_id"]).exists()

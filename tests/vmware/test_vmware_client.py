@@ -72,10 +72,10 @@ async def gui(standin: StandinVMware, tmp_path: Path) -> AsyncIterator[GuiClient
     require(shutil.which("vpcs") is not None, "vpcs is not installed (apt-get install vpcs)")
     require(os.geteuid() == 0 and os.path.exists("/dev/net/tun"), "vmnet interfaces need root and /dev/net/tun")
     config = write_config(tmp_path / "gns3_server.conf", tmp_path / "server", VMware=standin.config_section(),
-                          Server={"udp_start_port_range": 45000, "udp_end_port_range": 45999,
-                                  "console_start_port_range": 46000, "console_end_port_range": 46999})
+                          Server=standin.server_section())
     server = ServerProcess(config, plugins="vmware,vpcs", args=("--local", "--quiet"),
-                           env={**os.environ, "HOME": str(standin.home)}, log=tmp_path / "server.log").start()
+                           env={**os.environ, "HOME": str(standin.home), "TMPDIR": str(standin.temp_dir)},
+                           log=tmp_path / "server.log").start()
     session = aiohttp.ClientSession(base_url=server.url)
     try:
         yield GuiClient(session)

@@ -229,8 +229,7 @@ class VMwareVM(BaseVM):
         edits, self.edits = self.edits, None
         if edits is None:
             return
-        last = not any(vm.edits is not None for vm in self.manager.vms.values() if isinstance(vm, VMwareVM))
-        await asyncio.to_thread(_remove_pipe, self.manager.pipe_path(self.id), last)
+        await asyncio.to_thread(_remove_pipe, self.manager.pipe_path(self.id))
         try:
             await asyncio.to_thread(_restore_file, self.vmx_path, edits.undo, self.restore_record)
         except Conflict as exc:
@@ -445,14 +444,11 @@ def _prepare_pipe(pipe: Path) -> None:
         pipe.unlink()
 
 
-def _remove_pipe(pipe: Path, remove_directory: bool) -> None:
-    """The serial socket of a VM that is off (VMware may leave it when the VM dies), and the sockets' directory
-    when no VM of the server is starting or running."""
+def _remove_pipe(pipe: Path) -> None:
+    """The serial socket of a VM that is off (VMware may leave it behind when the VM dies). The directory stays:
+    other VMs, of this server or another one on the host, may be about to open theirs in it."""
     with contextlib.suppress(FileNotFoundError):
         pipe.unlink()
-    if remove_directory:
-        with contextlib.suppress(OSError):
-            pipe.parent.rmdir()
 
 
 def _write_edits(record_path: Path, record: dict[str, Any], vmx_path: str, vmx: VMXFile, original: bytes) -> None:
