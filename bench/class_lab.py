@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,12 +46,20 @@ PROMPT = re.compile(rb"\n\r?[\w.\-\[\]]+> $")
 REPLY = re.compile(rb"icmp_seq=\d+ ttl=\d+ time=")
 IDLE_SECONDS = 10.0
 
-# GET /v1/version every 10 ms on one keep-alive connection until stdin closes; prints the latencies (seconds).
+# GET /v1/version every 10 ms on one keep-alive connection; stdin says "pause", "resume" or "stop" (a line each, or
+# end of file); prints the latencies (seconds) when it stops.
 LATENCY_PROBE = textwrap.dedent("""
     import http.client, json, select, sys, time
     host, port = sys.argv[1], int(sys.argv[2])
-    samples, conn = [], http.client.HTTPConnection(host, port, timeout=10)
-    while not select.select([sys.stdin], [], [], 0.01)[0]:
+    samples, conn, paused = [], http.client.HTTPConnection(host, port, timeout=30), False
+    while True:
+        if select.select([sys.stdin], [], [], 0.5 if paused else 0.01)[0]:
+            word = sys.stdin.readline().strip()
+            if word in ("", "stop"):
+                break
+            paused = word == "pause"
+        if paused:
+            continue
         start = time.perf_counter()
         try:
             conn.request("GET", "/v1/version")
@@ -60,9 +67,10 @@ LATENCY_PROBE = textwrap.dedent("""
             samples.append(time.perf_counter() - start)
         except OSError:
             conn.close()
-            conn = http.client.HTTPConnection(host, port, timeout=10)
+            conn = http.client.HTTPConnection(host, port, timeout=30)
     print(json.dumps(samples))
 """)
+
 
 
 class Processes:
@@ -306,10 +314,14 @@ class Lab:
         return {"project": project_id, "url": f"/v1/projects/{project_id}/vpcs/vms/{vm['vm_id']}",
                 "console": vm["console"], "address": address, "index": index}
 
+    def _tell_probe(self, word: str) -> None:
+        if self.probe is not None and self.probe.stdin is not None:
+            self.probe.stdin.write(word + "\n")
+            self.probe.stdin.flush()
+
     async def idle(self) -> dict[str, float]:
         """CPU of the server and the emulators over IDLE_SECONDS while every PC is started and nothing happens."""
-        if self.probe is not None:
-            self.probe.send_signal(signal.SIGSTOP)
+        self._tell_probe("pause")
         try:
             await asyncio.sleep(2.0)  # the last pings' intervals end
             server, emulators = self.processes.server_cpu(), self.processes.emulator_cpu()
@@ -317,8 +329,7 @@ class Lab:
             server = self.processes.server_cpu() - server
             emulators = self.processes.emulator_cpu() - emulators
         finally:
-            if self.probe is not None:
-                self.probe.send_signal(signal.SIGCONT)
+            self._tell_probe("resume")
         return {"seconds": IDLE_SECONDS, "server_percent_of_one_core": round(server * 100 / IDLE_SECONDS, 2),
                 "emulators_percent_of_one_core": round(emulators * 100 / IDLE_SECONDS, 2),
                 "total_percent_of_one_core": round((server + emulators) * 100 / IDLE_SECONDS, 2)}
@@ -360,6 +371,7 @@ def run_lab(backend: str, n: int, projects: int, concurrency: int, workers: int,
             lab = Lab(server.url, processes, n, projects, concurrency, probe)
             result = asyncio.run(lab.run())
         finally:
+            probe.stdin.write("stop\n")  # type: ignore[union-attr]
             probe.stdin.close()  # type: ignore[union-attr]
             samples = json.loads(probe.stdout.read() or "[]")  # type: ignore[union-attr]
             probe.wait()
