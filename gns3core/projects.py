@@ -297,10 +297,14 @@ class ProjectManager:
                 log.exception("Could not close project %s", project.id)
 
     def purge_temporary(self) -> None:
-        """Crash recovery at start: temporary projects left behind by a previous run are removed."""
+        """Crash recovery at start: temporary projects and import staging directories left behind by a previous
+        run are removed."""
+        from gns3core.project_import import remove_leftover_staging
+
         location = self.location
         if not location.is_dir():
             return
+        remove_leftover_staging(location)
         for entry in location.iterdir():
             if entry.is_dir() and not entry.is_symlink() and (entry / TEMPORARY_MARKER).exists():
                 log.info("Removing leftover temporary project %s", entry)

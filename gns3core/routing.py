@@ -60,6 +60,9 @@ class Route:
     output: dict[str, Any] | None = None
     description: str = ""
     raw: bool = False
+    # Merge the query string into the body before validation, each value a string (released 1.5.x does this on
+    # every route; here only routes that declare it, so a stray query string never turns into a 400 elsewhere).
+    query: bool = False
     plugin: str = field(default="", compare=False)
 
 
@@ -260,6 +263,8 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
                         validated = True
                     else:
                         body = parse_json_body(data)
+            if route.query and request.query_string:
+                body, validated = merge_query(body, request), False
             if server.record_path is not None:
                 server.record_request(request, body)
             if validator is not None and not validated:
@@ -322,6 +327,15 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
             locks.release(key, lock)
 
     return handle
+
+
+def merge_query(body: Any, request: web.Request) -> Any:
+    """The body with every query key copied in as a string (the first value of a repeated key wins, and a query key
+    overrides a body key of the same name), as released GNS3 1.5.x reads `?include_images=1`."""
+    if not isinstance(body, dict):
+        return body
+    query = request.query
+    return {**body, **{key: query.get(key) for key in query.keys()}}
 
 
 def _cut(text: str, limit: int = 300) -> str:

@@ -130,6 +130,20 @@ PROJECT_FILE_LIST = {
 
 UDP_PORT_OBJECT = obj({"udp_port": PORT}, required=["udp_port"], description="A UDP port for a tunnel")
 
+# Query strings of the portable-project routes (released 1.5.x), merged into the body as strings.
+_QUERY_FLAG = {"type": "string", "maxLength": 16, "pattern": "^-?[0-9]+$"}
+
+PROJECT_EXPORT_QUERY = obj(
+    {"include_images": {"description": "1 to put the project's disk images in the archive (default 0)",
+                        **_QUERY_FLAG}},
+    description="Query of a project export",
+)
+
+PROJECT_IMPORT_QUERY = obj(
+    {"gns3vm": {"description": "1 (the default) to set Qemu, IOU and Docker nodes up for a GNS3 VM", **_QUERY_FLAG}},
+    description="Query of a project import",
+)
+
 FILE_STREAM = obj(
     {"location": string(PATH_LENGTH, "File path", min_length=1)},
     required=["location"], description="Request validation for streaming a file",

@@ -1,22 +1,27 @@
-"""File access: project files with their md5, one project file, and a followed file stream (captures)."""
+"""File access: project files with their md5, one project file (read, or written as released 1.5.x does), and a
+followed file stream (captures)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from gns3core import schemas
-from gns3core.errors import Conflict, Forbidden, NotFound
+from gns3core.errors import ApiError, Conflict, Forbidden, NotFound
 from gns3core.files import contained_path
 from gns3core.hookspecs import hookimpl
 from gns3core.registry import Registry
 from gns3core.routing import ApiRequest, Route
 
 CHUNK = 64 * 1024
+PROJECT_FILE_MAX_MB = 64  # [Server] project_file_max_size: a written project file is a configuration, not an image
 
 
 async def list_project_files(request: ApiRequest) -> list[dict[str, Any]]:
@@ -48,6 +53,68 @@ async def get_project_file(request: ApiRequest) -> web.StreamResponse:
             await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def write_project_file(request: ApiRequest) -> None:
+    """Write one project file from the raw body (the 1.5.4 client edits a Docker container's network configuration
+    this way): inside the project only, into an existing folder, size-bounded, and atomic (a temporary file beside
+    it renamed over it once complete, so a reader never sees half a file)."""
+    project = request.project
+    relative = request.match["path"]
+    path = contained_path(project.path, relative, "file path")
+    if not path.parent.is_dir():
+        raise NotFound(f"The folder of {relative} doesn't exist (a project file is written into an existing folder)")
+    if path.is_dir() and not path.is_symlink():
+        raise Forbidden(f"{relative} is a directory, not a file")
+    limit = request.server.config.server.getint("project_file_max_size", PROJECT_FILE_MAX_MB) * 1024 * 1024
+    too_large = ApiError(f"The file is larger than the {limit // (1024 * 1024)} MiB allowed "
+                         "([Server] project_file_max_size)", 413)
+    content = request.raw
+    if content.content_length is not None and content.content_length > limit:
+        raise too_large
+    try:
+        fd, tmp_name = await asyncio.to_thread(tempfile.mkstemp, prefix=f".{path.name}.", suffix=".upload",
+                                               dir=path.parent)
+    except PermissionError as exc:
+        raise Forbidden(f"File {relative} cannot be written: permission denied") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            total = 0
+            async for chunk in content.content.iter_chunked(CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise too_large
+                await asyncio.to_thread(handle.write, chunk)
+            await asyncio.to_thread(_finish, handle, path)
+        await asyncio.to_thread(_replace, tmp_name, path)
+        tmp_name = None
+    except PermissionError as exc:
+        raise Forbidden(f"File {relative} cannot be written: permission denied") from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def _finish(handle: Any, path: Path) -> None:
+    """Flush to the disk, with the mode of the file it replaces (a new one: rw-r--r--)."""
+    handle.flush()
+    os.fsync(handle.fileno())
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o644
+    os.fchmod(handle.fileno(), mode)
+
+
+def _replace(tmp_name: str, path: Path) -> None:
+    """Rename into place, then make the rename itself durable."""
+    os.replace(tmp_name, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def allowed_stream_roots(request: ApiRequest) -> list[Path]:
@@ -93,6 +160,8 @@ def gns3_register(registry: Registry) -> None:
               description="List the project's files with their md5"),
         Route("GET", "/v1/projects/{project_id}/files/{path:.+}", get_project_file, 200,
               description="Download one project file"),
+        Route("POST", "/v1/projects/{project_id}/files/{path:.+}", write_project_file, 200, raw=True,
+              description="Write one project file from the raw body (released GNS3 1.5.x)"),
         Route("GET", "/v1/files/stream", stream_file, 200, input=schemas.FILE_STREAM,
               description="Follow a file as it grows (e.g. a capture)"),
     ])
