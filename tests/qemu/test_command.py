@@ -26,9 +26,12 @@ def test_macs_follow_the_spec_derivation() -> None:
     assert base == "00:00:ab:a1:b2:00"
     assert [adapter_mac(base, n) for n in range(3)] == ["00:00:ab:a1:b2:00", "00:00:ab:a1:b2:01",
                                                         "00:00:ab:a1:b2:02"]
-    # the last two characters are read as a decimal number: "15" + 1 = 16 = 0x10
-    assert adapter_mac("00:11:22:33:44:15", 1) == "00:11:22:33:44:10"
-    assert adapter_mac("00:11:22:33:44:00", 300) == "00:11:22:33:44:2d"  # (0 + 300) % 255 = 45
+    # The base plus the index as one 48-bit number, carrying to the left: released 1.5.x fixed the seed, which read
+    # the last two characters as a decimal number ("15" + 1 gave 0x10) and failed on hex letters (§9, adopted).
+    assert adapter_mac("00:11:22:33:44:15", 1) == "00:11:22:33:44:16"
+    assert adapter_mac("00:11:22:33:44:fe", 3) == "00:11:22:33:45:01"
+    assert adapter_mac("00:11:22:33:44:00", 300) == "00:11:22:33:45:2c"
+    assert adapter_mac("ff:ff:ff:ff:ff:ff", 1) == "00:00:00:00:00:00"
 
 
 def test_modern_network_options_keep_unlinked_nics() -> None:
@@ -83,6 +86,10 @@ def test_vnc_console_and_kvm() -> None:
     argv = build_command(_plan(console_type="vnc", console=5905, kvm=True))
     assert argv[argv.index("-vnc") + 1] == "127.0.0.1:5"
     assert "-enable-kvm" in argv and "-accel" not in argv and "-serial" not in argv
+    assert "-machine" not in argv
+    argv = build_command(_plan(kvm=True, smm_off=True))  # x86_64 under KVM with Qemu >= 2.4, as GNS3 1.5.x
+    assert argv[argv.index("-enable-kvm") + 1:argv.index("-enable-kvm") + 3] == ["-machine", "smm=off"]
+    assert "-machine" not in build_command(_plan(kvm=False, smm_off=True))
 
 
 def test_options_never_pass_no_kvm() -> None:

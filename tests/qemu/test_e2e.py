@@ -62,7 +62,13 @@ async def test_guest_pings_vpcs_suspends_resumes_and_stops(api, project, guest, 
     await link_to_vpcs(api, project, vm["vm_id"], 0, vpcs_peer)
 
     reply = await api.post(f"{vm_url(project, vm['vm_id'])}/start")
-    assert reply.status == 204, reply
+    # 200 with the VM object and its command line, as released 1.5.x answers (the seed's 204: §15 #2, the release wins)
+    assert reply.status == 200, reply
+    assert vm["command_line"] == "" and reply.json["vm_id"] == vm["vm_id"]
+    argv = reply.json["command_line"].split(" ")
+    assert argv[0].endswith("nice") and argv[1:3] == ["-n", "5"] and argv[3].endswith("qemu-system-x86_64")
+    assert f"-serial telnet:127.0.0.1:{vm['console']},server=on,wait=off" in reply.json["command_line"]
+    assert "if=virtio,index=0" in reply.json["command_line"]
     await notifications.wait_for("vm.started")
     console = await SerialConsole.open(vm["console"])
     try:
@@ -87,7 +93,7 @@ async def test_guest_pings_vpcs_suspends_resumes_and_stops(api, project, guest, 
         assert "running" in await monitor_status(gns3_server, vm["vm_id"])
         # start on a running VM resumes it
         assert (await api.post(f"{vm_url(project, vm['vm_id'])}/suspend")).status == 204
-        assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 204
+        assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 200
         assert "running" in await monitor_status(gns3_server, vm["vm_id"])
         reply = await api.post(f"{vm_url(project, vm['vm_id'])}/adapters/1/ports/0/nio", {"type": "nio_nat"})
         assert reply.status == 409 and "started Qemu VM" in reply.json["message"]
@@ -117,7 +123,7 @@ async def test_guest_pings_vpcs_suspends_resumes_and_stops(api, project, guest, 
 async def test_legacy_networking_still_gives_a_working_nic(api, project, guest, vpcs_peer) -> None:
     vm = await create_guest_vm(api, project, guest, legacy_networking=True, process_priority="normal")
     await link_to_vpcs(api, project, vm["vm_id"], 0, vpcs_peer)
-    assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 204
+    assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 200
     console = await SerialConsole.open(vm["console"])
     try:
         await console.wait_prompt(90)
@@ -130,7 +136,7 @@ async def test_legacy_networking_still_gives_a_working_nic(api, project, guest, 
 
 async def test_qemu_dying_on_its_own_is_reported(api, project, guest, gns3_server, notifications) -> None:
     vm = await create_guest_vm(api, project, guest)
-    assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 204
+    assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 200
     pid = qemu_process(gns3_server, vm["vm_id"]).pid
     os.kill(pid, signal.SIGKILL)
     error = await notifications.wait_for("log.error")
@@ -141,7 +147,7 @@ async def test_qemu_dying_on_its_own_is_reported(api, project, guest, gns3_serve
     reply = await api.post(f"{vm_url(project, vm['vm_id'])}/suspend")
     assert reply.status == 409 and "Suspending a QEMU VM is not supported" in reply.json["message"]
     # and it starts again
-    assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 204
+    assert (await api.post(f"{vm_url(project, vm['vm_id'])}/start")).status == 200
     assert (await api.post(f"{vm_url(project, vm['vm_id'])}/reload")).status == 204
     assert (await api.post(f"{vm_url(project, vm['vm_id'])}/stop")).status == 204
 

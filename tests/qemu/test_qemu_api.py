@@ -68,8 +68,12 @@ async def test_update_fields(api, project) -> None:
     assert reply.json["mac_address"] == vm["mac_address"]
     reply = await api.put(url, {"console": 5000})
     assert reply.status == 409 and "5900" in reply.json["message"]
-    reply = await api.put(url, {"boot_priority": "n"})
-    assert reply.status == 400  # the update schema takes only c and d
+    # Released 1.5.x widened the update to every boot order the 1.5.4 client offers (the seed took c and d only, a
+    # 400 that crashed the client: §15 #5, the release wins).
+    for order in ("n", "cn", "cd", "d", "c"):
+        reply = await api.put(url, {"boot_priority": order})
+        assert reply.status == 200 and reply.json["boot_priority"] == order
+    assert (await api.put(url, {"boot_priority": "x"})).status == 400
 
 
 async def test_nio_rules(api, project, gns3_server) -> None:
@@ -177,7 +181,7 @@ class TestLocalServer:
     async def test_without_monitor_suspend_is_refused(self, api, project) -> None:
         vm = (await create(api, project, ram=32)).json
         url = f"{vms(project)}/{vm['vm_id']}"
-        assert (await api.post(f"{url}/start")).status == 204
+        assert (await api.post(f"{url}/start")).status == 200
         reply = await api.post(f"{url}/suspend")
         assert reply.status == 409 and reply.json["message"] == "Suspending a QEMU VM is not supported"
         assert (await api.post(f"{url}/stop")).status == 204
@@ -186,7 +190,7 @@ class TestLocalServer:
 async def test_kvm_only_when_it_works_and_never_no_kvm(api, project) -> None:
     vm = (await create(api, project, ram=32, options="-no-kvm -enable-kvm")).json
     url = f"{vms(project)}/{vm['vm_id']}"
-    assert (await api.post(f"{url}/start")).status == 204
+    assert (await api.post(f"{url}/start")).status == 200
     try:
         argv = shlex.split((Path(vm["vm_directory"]) / "qemu.command").read_text())
         assert "-no-kvm" not in argv

@@ -111,6 +111,8 @@ def platform_of(qemu_path: str) -> str:
     name = os.path.basename(qemu_path)
     if name == "qemu-kvm":
         return "x86_64"
+    if name in ("qemu", "qemu.exe"):  # the old name of the PC emulator
+        return "i386"
     for suffix in ("w.exe", ".exe"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
@@ -174,9 +176,22 @@ def version_of_sync(path: str, flag: str = "-version") -> str | None:
     return parse_version(result.stdout.decode(errors="replace"))
 
 
-async def list_binaries(img: bool = False, excluded: Iterable[Path] = ()) -> list[dict[str, str]]:
+def matching_archs(paths: list[Path], archs: list[str] | None) -> list[Path]:
+    """The binaries of `GET /v1/qemu/binaries`: never a `-spice` build; with `archs`, those whose name ends with an
+    asked architecture (`qemu-system-<arch>`, `<arch>.exe`, `<arch>w.exe`), once per matching architecture, as
+    released GNS3 1.5.x lists them."""
+    paths = [p for p in paths if not p.name.endswith("-spice")]
+    if archs is None:
+        return paths
+    return [p for p in paths for arch in archs if p.name.endswith((arch, f"{arch}.exe", f"{arch}w.exe"))]
+
+
+async def list_binaries(img: bool = False, excluded: Iterable[Path] = (),
+                        archs: list[str] | None = None) -> list[dict[str, str]]:
     """`GET /v1/qemu/binaries` / `img-binaries`: every program found with its version."""
     paths = await asyncio.to_thread(find_programs, is_qemu_img_name if img else is_qemu_name, list(excluded))
+    if not img:
+        paths = matching_archs(paths, archs)
     flag = "--version" if img else "-version"
     versions = await asyncio.gather(*(version_of(str(p), flag) for p in paths))
     return [{"path": str(p), "version": v} for p, v in zip(paths, versions, strict=True)]

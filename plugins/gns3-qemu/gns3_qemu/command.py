@@ -22,16 +22,12 @@ def default_mac(vm_id: str) -> str:
 
 
 def adapter_mac(base_mac: str, index: int) -> str:
-    """The MAC of adapter `index`: the base with its last byte replaced by (int(last two chars) + index) % 255.
-
-    API v1 parses those two characters as a decimal number; a base ending in hex letters falls back to hex.
-    """
-    last = base_mac[-2:]
-    try:
-        value = int(last, 10)
-    except ValueError:
-        value = int(last, 16)
-    return f"{base_mac[:-2]}{(value + index) % 255:02x}"
+    """The MAC of adapter `index`: the base MAC plus the index, as one 48-bit number (carrying into the bytes to
+    the left), as released GNS3 1.5.x computes it. (The seed read the last two hex digits as a decimal number and
+    failed on a base ending in a letter.)"""
+    value = (int(base_mac.replace(":", ""), 16) + index) & 0xFFFFFFFFFFFF
+    digits = f"{value:012x}"
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
 
 
 def escape_option_value(value: str) -> str:
@@ -118,6 +114,7 @@ class LaunchPlan:
     console_host: str
     console: int
     kvm: bool = False
+    smm_off: bool = False  # KVM on x86_64 with Qemu >= 2.4: System Management Mode off, as GNS3 1.5.x passes it
     cdrom: str | None = None
     disks: list[Disk] = field(default_factory=list)
     initrd: str | None = None
@@ -135,6 +132,8 @@ def build_command(plan: LaunchPlan) -> list[str]:
         argv += ["-smp", f"cpus={plan.cpus}"]
     if plan.kvm:
         argv += ["-enable-kvm"]
+        if plan.smm_off:
+            argv += ["-machine", "smm=off"]
     elif not mentions_accelerator(plan.options):
         argv += ["-accel", "tcg"]
     argv += ["-boot", f"order={plan.boot_priority}"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import platform
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +82,28 @@ async def kvm_usable(qemu_path: str, platform: str) -> tuple[bool, str]:
         _cache[qemu_path] = await _probe(qemu_path)
         log.info("KVM with %s: %s", qemu_path, "usable" if _cache[qemu_path][0] else _cache[qemu_path][1])
     return _cache[qemu_path]
+
+
+def host_kvm_platforms(machine: str) -> list[str]:
+    """What KVM could accelerate on this host's CPU: x86_64 hosts run x86_64 and i386 guests."""
+    if machine in ("x86_64", "amd64", "AMD64"):
+        return ["x86_64", "i386"]
+    if machine in ("i386", "i486", "i586", "i686", "x86"):
+        return ["i386"]
+    return [machine]
+
+
+async def accelerated_platforms(excluded: Iterable[Path] = ()) -> list[str]:
+    """`GET /v1/qemu/capabilities`: each platform whose qemu-system binary passes the KVM checks and probe here.
+
+    GNS3 1.5.x answered from the presence of /dev/kvm alone; on a machine where /dev/kvm exists but KVM guests hang
+    (nested or sandboxed VMs) that would make a client install appliances that cannot run.
+    """
+    from gns3_qemu import binaries
+
+    result = []
+    for arch in host_kvm_platforms(platform.machine()):
+        qemu_path = binaries.which(f"qemu-system-{arch}", list(excluded))
+        if qemu_path is not None and (await kvm_usable(qemu_path, arch))[0]:
+            result.append(arch)
+    return result

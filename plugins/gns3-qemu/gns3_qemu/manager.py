@@ -33,11 +33,14 @@ class QemuManager(VMManager):
         return ProgramStatus(found=True, path=str(found[0]), version=versions[0], message=described)
 
     async def build_vm(self, project: Project, vm_id: str, body: dict[str, Any]) -> QemuVM:
-        vm = QemuVM(self, project, vm_id, body.get("name") or "", body.get("console"))
+        vnc = body.get("console_type") == "vnc"
+        # A VNC console port is reserved in the VNC range below; reserving it first in the telnet range would warn
+        # about a replacement that never happens.
+        vm = QemuVM(self, project, vm_id, body.get("name") or "", None if vnc else body.get("console"))
         try:
             await vm.select_binary(body.get("qemu_path"), body.get("platform"))
             vm.linked_clone = body.get("linked_clone", True)
-            if body.get("console_type") == "vnc":
+            if vnc:
                 requested = body.get("console")
                 vm.change_console_type("vnc")
                 if requested is not None:

@@ -16,6 +16,6 @@ KIND = "qemu"
 def gns3_register(registry) -> None:
     """Declare the Qemu kind: the standard VM endpoints (no capture, as API v1) plus the image and binary routes."""
     routes = vm_routes(KIND, create=schemas.CREATE, update=schemas.UPDATE, output=schemas.OUTPUT,
-                       actions=("start", "stop", "reload", "suspend", "resume"))
+                       actions=("start", "stop", "reload", "suspend", "resume"), start_returns_vm=True)
     registry.add_emulator(Emulator(name=KIND, manager=QemuManager, routes=routes + global_routes(),
                                    description="Qemu virtual machines (qemu-system-*)"))

@@ -6,14 +6,23 @@ import asyncio
 import os
 from pathlib import Path
 
-from gns3_qemu import binaries, images, schemas
+from gns3_qemu import binaries, images, kvm, schemas
 from gns3core.errors import Conflict, EmulatorError, Forbidden
 from gns3core.host_paths import LOCAL_HINT, server_roots
 from gns3core.routing import ApiRequest, Route
 
 
 async def get_binaries(request: ApiRequest) -> list[dict[str, str]]:
-    return await binaries.list_binaries(img=False, excluded=server_roots(request.server))
+    """Every qemu-system binary, or those of the architectures in the body's `archs` (the 1.5.4 appliance wizard
+    picks the binary itself when exactly one comes back)."""
+    return await binaries.list_binaries(img=False, excluded=server_roots(request.server),
+                                        archs=request.json.get("archs"))
+
+
+async def get_capabilities(request: ApiRequest) -> dict[str, list[str]]:
+    """The architectures whose guests this server runs under KVM: probed, never assumed from /dev/kvm."""
+    enabled = request.server.config.section("Qemu").getbool("enable_kvm", True)
+    return {"kvm": await kvm.accelerated_platforms(server_roots(request.server)) if enabled else []}
 
 
 async def get_img_binaries(request: ApiRequest) -> list[dict[str, str]]:
@@ -68,8 +77,10 @@ async def upload_image(request: ApiRequest) -> None:
 
 def global_routes() -> list[Route]:
     return [
-        Route("GET", "/v1/qemu/binaries", get_binaries, 200, output=schemas.BINARY_LIST,
+        Route("GET", "/v1/qemu/binaries", get_binaries, 200, input=schemas.BINARY_FILTER, output=schemas.BINARY_LIST,
               description="Get a list of available Qemu binaries"),
+        Route("GET", "/v1/qemu/capabilities", get_capabilities, 200, output=schemas.CAPABILITIES,
+              description="Architectures this server accelerates with KVM (released GNS3 1.5.x)"),
         Route("GET", "/v1/qemu/img-binaries", get_img_binaries, 200, output=schemas.BINARY_LIST,
               description="Get a list of available Qemu-img binaries"),
         Route("POST", "/v1/qemu/img", create_img, 201, input=schemas.IMG_CREATE, description="Create a Qemu image"),

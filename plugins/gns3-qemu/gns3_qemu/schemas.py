@@ -61,6 +61,8 @@ def _common(platforms: list[str], boot: list[str], priorities: list[str]) -> dic
     }
 
 
+BOOT_PRIORITIES = ["c", "d", "n", "cn", "cd"]  # hard disk, CD, network, disk then network, disk then CD
+
 VM_ID = {"description": "QEMU VM identifier", "oneOf": [schemas.UUID, {"type": "integer"}]}
 
 CREATE = obj(
@@ -68,7 +70,7 @@ CREATE = obj(
         "vm_id": VM_ID,
         "name": string(NAME_LENGTH, "QEMU VM instance name", min_length=1),
         "linked_clone": {"description": "Whether the VM is a linked clone or not", "type": "boolean"},
-        **_common([*PLATFORMS, "null"], ["c", "d", "n", "cn", "cd"], [*PRIORITIES, "null"]),
+        **_common([*PLATFORMS, "null"], BOOT_PRIORITIES, [*PRIORITIES, "null"]),
     },
     required=["name"], description="Request validation to create a new QEMU VM instance",
 )
@@ -76,7 +78,8 @@ CREATE = obj(
 UPDATE = obj(
     {
         "name": string(NAME_LENGTH, "QEMU VM instance name", nullable=True, min_length=1),
-        **_common([*PLATFORMS, "null"], ["c", "d"], [*PRIORITIES, "null"]),
+        # The released 1.5.x line widened the update's enum to the create's (the 1.5.4 client offers all five).
+        **_common([*PLATFORMS, "null"], BOOT_PRIORITIES, [*PRIORITIES, "null"]),
     },
     description="Request validation to update a QEMU VM instance",
 )
@@ -86,7 +89,8 @@ _OUTPUT_PROPERTIES: dict[str, Any] = {
     "project_id": {"description": "Project uuid", "type": "string", "minLength": 1},
     "name": {"description": "QEMU VM instance name", "type": "string", "minLength": 1},
     "vm_directory": {"description": "Path to the VM working directory", "type": "string"},
-    **_common(PLATFORMS, ["c", "d", "n", "cn", "cd"], PRIORITIES),
+    **_common(PLATFORMS, BOOT_PRIORITIES, PRIORITIES),
+    "command_line": schemas.COMMAND_LINE,
 }
 # The output states what is really in use: no nulls where the VM always has a value.
 _OUTPUT_PROPERTIES.update({
@@ -116,6 +120,19 @@ BINARY_LIST = {
                        "version": {"description": "Qemu version", "type": "string"}},
     },
 }
+
+# GET /v1/qemu/binaries may carry a JSON body (released 1.5.x): only the binaries of these architectures.
+BINARY_FILTER = obj(
+    {"archs": {"description": "Architectures to list binaries for", "type": ["array", "null"], "maxItems": 64,
+               "items": {"type": "string", "maxLength": NAME_LENGTH, "enum": PLATFORMS}}},
+    description="Request validation for a list of Qemu binaries",
+)
+
+CAPABILITIES = obj(
+    {"kvm": {"description": "Architectures whose guests this server really runs under KVM", "type": "array",
+             "items": {"type": "string", "enum": PLATFORMS}}},
+    required=["kvm"], description="What this server's Qemu can accelerate",
+)
 
 IMAGE_LIST = {
     "$schema": DRAFT4,

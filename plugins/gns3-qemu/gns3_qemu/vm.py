@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import shlex
 import shutil
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +73,7 @@ class QemuVM(BaseVM):
         self.images: dict[str, Path | None] = dict.fromkeys(IMAGE_FIELDS)
         self.md5sums: dict[str, str | None] = dict.fromkeys(IMAGE_FIELDS)
         self.hw_virtualization = False
+        self.command_line = ""  # the qemu command of the last start, shown by the 1.5.4 client; not persisted
         self._process: ManagedProcess | None = None
         self._cpulimit: ManagedProcess | None = None
         self._monitor: Monitor | None = None
@@ -89,6 +93,7 @@ class QemuVM(BaseVM):
             "vm_directory": str(self.project.module_dir(self.module_name) / self.id),
             "adapters": len(self.adapters),
             "mac_address": self.mac_address,
+            "command_line": self.command_line,
             **self.settings,
         }
         for image_field in IMAGE_FIELDS:
@@ -103,13 +108,21 @@ class QemuVM(BaseVM):
         error: EmulatorError | None = None
         excluded = server_roots(self.server)
         if qemu_path:
-            try:
-                path = binaries.resolve_qemu_path(qemu_path, excluded)
-                self.platform = binaries.platform_of(path)
-                self.qemu_path = path
-                return
-            except EmulatorError as exc:
-                error = exc
+            # A path that does not exist here (a topology from another machine) falls back to its program name on
+            # this server's PATH, as released GNS3 1.5.x does, when no platform says which binary to take instead.
+            # A path that exists but is refused stays refused.
+            tries = [qemu_path]
+            if (os.path.basename(qemu_path) != qemu_path and not (platform and platform != "null")
+                    and not os.path.lexists(qemu_path)):
+                tries.append(os.path.basename(qemu_path))
+            for candidate in tries:
+                try:
+                    path = binaries.resolve_qemu_path(candidate, excluded)
+                    self.platform = binaries.platform_of(path)
+                    self.qemu_path = path
+                    return
+                except EmulatorError as exc:
+                    error = error or exc
         if platform and platform != "null":
             path = binaries.resolve_qemu_path(f"qemu-system-{platform}", excluded)
             self.qemu_path, self.platform = path, platform
@@ -153,6 +166,10 @@ class QemuVM(BaseVM):
         path = images.resolve_image(self.server, self.project, value)
         self.images[key] = path
         self.md5sums[key] = await asyncio.to_thread(cached_md5, path) if path is not None else None
+        if key == "initrd" and path is not None and "asa" in path.name.lower():
+            self.project.warn(f"The initrd {path.name} of {self.name} looks like a Cisco ASA 8 image: ASA 8 is not "
+                              "supported under Qemu, it may not boot or run as one instance only; ASAv is the "
+                              "supported way to run an ASA")
 
     def set_adapters(self, count: int) -> None:
         """Recreate the adapter list; every existing link is dropped."""
@@ -236,6 +253,7 @@ class QemuVM(BaseVM):
         argv = build_command(plan)
         if nice:
             argv = [nice, "-n", str(priority), *argv]
+        self.command_line = " ".join(argv)  # as GNS3 1.5.x shows it: joined by spaces, no quoting
         directory = self.vm_directory
         (directory / "qemu.command").write_text(" ".join(_quote(a) for a in argv) + "\n")
         log.info("Starting QEMU %s: %s", self.name, " ".join(argv))
@@ -313,6 +331,7 @@ class QemuVM(BaseVM):
             qemu_path=qemu_path, name=self.name, ram=self.settings["ram"], cpus=self.settings["cpus"],
             boot_priority=self.settings["boot_priority"], console_type=self.console_type,
             console_host=self.server.console_host, console=self.console or 0, kvm=use_kvm,
+            smm_off=use_kvm and self.platform == "x86_64" and await _version_at_least(qemu_path, (2, 4)),
             cdrom=self._existing_image("cdrom_image", "cdrom image"),
             disks=await self._disks(qemu_path),
             initrd=self._existing_image("initrd", "initrd"),
@@ -349,17 +368,32 @@ class QemuVM(BaseVM):
         return disks
 
     async def _linked_clone(self, qemu_path: str, disk: str, base: Path) -> str:
-        """A qcow2 overlay in the VM directory over the (never written) base image; created once, then kept."""
+        """A qcow2 overlay in the VM directory over the (never written) base image; created once, then kept.
+
+        An overlay that names another base (an imported project, an image moved or renamed) is re-pointed at the
+        current one on start, as released GNS3 1.5.x does (`qemu-img rebase -u`, which rewrites only the header).
+        """
         overlay = self.vm_directory / f"{disk}_disk.qcow2"
         if overlay.exists():
+            current = await asyncio.to_thread(qcow2_backing_file, overlay)
+            if current is not None and current != str(base.absolute()):
+                qemu_img = binaries.qemu_img_for(qemu_path)
+                rebase = [qemu_img, "rebase", "-u", "-F", await self._image_format(qemu_img, base), "-b",
+                          str(base.absolute()), str(overlay)]
+                await binaries.run_tool(rebase, f"Could not use qcow2 disk image {overlay} for {disk}")
+                log.info("QEMU %s: %s now over %s (was %s)", self.name, overlay.name, base, current)
             return str(overlay)
         qemu_img = binaries.qemu_img_for(qemu_path)
-        info = await binaries.run_tool([qemu_img, "info", "--output=json", str(base)],
-                                       f"Could not read disk image {base}")
-        base_format = json.loads(info).get("format", "raw")
+        base_format = await self._image_format(qemu_img, base)
         clone = [qemu_img, "create", "-f", "qcow2", "-F", base_format, "-b", str(base.absolute()), str(overlay)]
         await binaries.run_tool(clone, f"Could not create the linked clone of {base}")
         return str(overlay)
+
+    @staticmethod
+    async def _image_format(qemu_img: str, image: Path) -> str:
+        info = await binaries.run_tool([qemu_img, "info", "--output=json", str(image)],
+                                       f"Could not read disk image {image}")
+        return json.loads(info).get("format", "raw")
 
     def _qemu_exited(self, process: ManagedProcess, returncode: int, output: str) -> None:
         """qemu ended by itself (guest power-off, crash, kill from outside): say so and tidy up."""
@@ -438,6 +472,31 @@ class QemuVM(BaseVM):
     async def reload(self) -> None:
         if self.running and self._monitor is not None:
             await self.monitor_command("system_reset")
+
+
+def qcow2_backing_file(path: Path) -> str | None:
+    """The backing file a qcow2 header names, read without running qemu-img (None: not qcow2, or no backing)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+            if len(header) < 20 or header[:4] != b"QFI\xfb":
+                return None
+            offset, size = struct.unpack(">QI", header[8:20])
+            if offset == 0 or size == 0 or size > 4096:
+                return None
+            handle.seek(offset)
+            return handle.read(size).decode("utf-8", errors="surrogateescape")
+    except OSError:
+        return None
+
+
+async def _version_at_least(qemu_path: str, wanted: tuple[int, ...]) -> bool:
+    try:
+        version = await binaries.version_of(qemu_path)
+    except EmulatorError:
+        return False
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[: len(wanted)])
+    return numbers >= wanted
 
 
 def _quote(arg: str) -> str:
