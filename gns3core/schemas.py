@@ -156,6 +156,7 @@ INTERFACE_LIST = {
         "type": "object",
         "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "ip_address": {"type": "string"},
+            "mac_address": {"type": "string", "description": "Link-layer address, \"\" if none (released 1.5.x)"},
         },
         "required": ["id", "name", "ip_address"],
     },

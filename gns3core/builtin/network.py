@@ -12,13 +12,16 @@ from gns3core.routing import ApiRequest, Route
 
 
 def host_interfaces() -> list[dict[str, Any]]:
-    """Every interface the OS knows, sorted by name, with its first IPv4 address."""
+    """Every interface the OS knows, sorted by name, with its first IPv4 address (the seed's choice: released 1.5.x
+    took the last one, which no client reads) and its link-layer address."""
     import psutil  # imported on use: it is not needed on the request hot path
 
     result = []
     for name, addresses in sorted(psutil.net_if_addrs().items()):
         ipv4 = next((a.address for a in addresses if a.family == socket.AF_INET), "")
-        result.append({"id": name, "name": name, "ip_address": ipv4})
+        # `mac_address`: added by released GNS3 1.5.x ("" when the interface has none, as lo on some hosts).
+        mac = next((a.address for a in addresses if a.family == psutil.AF_LINK), "")
+        result.append({"id": name, "name": name, "ip_address": ipv4, "mac_address": mac})
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import psutil
 import pytest
 
 from gns3core.errors import Conflict
@@ -49,3 +50,12 @@ def test_udp_conflict_names_the_host() -> None:
     with pytest.raises(Conflict) as refused:
         ports.reserve_udp_port(40000, "p")
     assert refused.value.message == "UDP port 40000 already in use on host 127.0.0.1"
+
+
+async def test_interfaces_carry_their_mac_address(api) -> None:
+    reply = await api.get("/v1/interfaces")
+    assert reply.status == 200
+    macs = {name: next((a.address for a in addresses if a.family == psutil.AF_LINK), "")
+            for name, addresses in psutil.net_if_addrs().items()}
+    assert {item["name"]: item["mac_address"] for item in reply.json} == macs
+    assert any(len(mac.split(":")) == 6 for mac in macs.values())  # loopback's is all zeros, others are real
