@@ -4,6 +4,7 @@ optional and Ethernet (DLT_EN10MB) by default; the 1.5.4 client sends it, a seed
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,10 @@ def gns3_config_overrides(backend: str) -> dict:
 
 
 def link_type(pcap: Path) -> int:
+    """The link type of a pcap's header, waiting (a liveness bound) for the writer to have flushed it."""
+    deadline = time.monotonic() + 15
+    while not (pcap.is_file() and pcap.stat().st_size >= 24) and time.monotonic() < deadline:
+        time.sleep(0.05)
     magic, _major, _minor, _zone, _sigfigs, _snaplen, network = struct.unpack("<IHHiIII", pcap.read_bytes()[:24])
     assert magic == 0xA1B2C3D4
     return network
