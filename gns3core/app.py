@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from aiohttp import web
 
 from gns3core.config import Config
@@ -123,9 +124,9 @@ def _preflight(request: web.Request, headers: dict[str, str]) -> web.Response:
 async def _server_lifecycle(app: web.Application) -> AsyncIterator[None]:
     server = app[SERVER_KEY]
     try:
-        await asyncio.to_thread(server.projects.purge_temporary)
-    except OSError as exc:
-        log.warning("Could not clean leftover temporary projects: %s", exc)
+        await asyncio.to_thread(server.projects.recover)
+    except (OSError, psutil.Error) as exc:
+        log.warning("Could not clean up after an earlier run: %s", exc)
     watcher = asyncio.get_running_loop().create_task(_watch_config(server))
     await server.call_hook("gns3_server_started", server=server)
     try:

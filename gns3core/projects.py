@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from gns3core.files import atomic_write, md5_of_file
 from gns3core.host_paths import inside
 from gns3core.images import images_root
 from gns3core.notifications import NotificationHub
+from gns3core.recovery import recover, remove_temporary_projects
 
 if TYPE_CHECKING:
     from gns3core.emulator.vm import BaseVM
@@ -296,16 +298,25 @@ class ProjectManager:
             except Exception:
                 log.exception("Could not close project %s", project.id)
 
-    def purge_temporary(self) -> None:
-        """Crash recovery at start: temporary projects and import staging directories left behind by a previous
-        run are removed."""
+    def recover(self) -> None:
+        """Crash recovery at start (see gns3core.recovery): leftover emulators, temporary projects, import staging
+        directories and partial files."""
         from gns3core.project_import import remove_leftover_staging
 
         location = self.location
         if not location.is_dir():
-            return
+            return  # nothing of an earlier run can be inside a directory that does not exist
+        report = recover(location, images_root(self.server), time.time())
         remove_leftover_staging(location)
-        for entry in location.iterdir():
-            if entry.is_dir() and not entry.is_symlink() and (entry / TEMPORARY_MARKER).exists():
-                log.info("Removing leftover temporary project %s", entry)
-                shutil.rmtree(entry, ignore_errors=True)
+        if report.processes or report.partial_files or report.temporary_projects:
+            log.warning("Recovered from an earlier run: %d processes ended, %d temporary projects and %d half-written "
+                        "files removed", len(report.processes), len(report.temporary_projects),
+                        len(report.partial_files))
+
+    def purge_temporary(self) -> None:
+        """Temporary projects and import staging directories left behind by a previous run are removed."""
+        from gns3core.project_import import remove_leftover_staging
+
+        if self.location.is_dir():
+            remove_leftover_staging(self.location)
+        remove_temporary_projects(self.location)

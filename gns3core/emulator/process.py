@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import logging
 import os
 import signal
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,8 +27,44 @@ def live_processes() -> set[ManagedProcess]:
     return set(_LIVE)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _load_prctl()  # resolved before any fork: the child only calls it
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In the forked child, before exec: the kernel sends SIGKILL when the server dies, even by SIGKILL.
+
+    The signal follows the *thread* that forked, so emulators are started from the event loop's thread, which lives
+    as long as the server. A server that died between fork and here is caught by the parent-pid check.
+    """
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def die_with_parent_hook() -> Callable[[], None] | None:
+    """The `preexec_fn` that ties a child's life to this process; None where the kernel cannot (not Linux), or
+    when called off the main thread (the child would die with that thread instead)."""
+    if _prctl is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return functools.partial(_die_with_parent, os.getpid())
+
+
 class ManagedProcess:
-    """One emulator process in its own session (so its children go with it).
+    """One emulator process in its own session (so its children go with it), killed by the kernel if the server
+    dies (PR_SET_PDEATHSIG): no emulator outlives a server killed with SIGKILL.
 
     Output goes to `log_path`, not to a pipe, so a chatty emulator never blocks on a full pipe and its last words
     are still there after a crash. `on_exit(returncode, last_output)` is called only when the process ends on its
@@ -78,6 +118,7 @@ class ManagedProcess:
                     stderr=asyncio.subprocess.STDOUT,
                     env=self.env,
                     start_new_session=True,
+                    preexec_fn=die_with_parent_hook(),
                 )
         except OSError as exc:
             raise EmulatorError(f"Could not start {self.program} ({self.argv[0]}): {exc.strerror or exc}") from exc
