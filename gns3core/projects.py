@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,7 +305,7 @@ class ProjectManager:
         location = self.location
         if not location.is_dir():
             return  # nothing of an earlier run can be inside a directory that does not exist
-        report = recover(location, images_root(self.server), time.time())
+        report = recover(location, images_root(self.server))
         remove_leftover_staging(location)
         if report.processes or report.partial_files or report.temporary_projects:
             log.warning("Recovered from an earlier run: %d processes ended, %d temporary projects and %d half-written "

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 TEMPORARY_MARKER = ".gns3_temporary"
 PARTIAL_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.(tmp|upload)$")  # tempfile.mkstemp names of files.py/images.py
-PARTIAL_MIN_AGE = 10.0  # seconds: a file being written right now by another live server is left alone
 TERM_TIMEOUT = 3.0
 
 
@@ -102,7 +101,8 @@ def end_processes(processes: list[psutil.Process]) -> list[int]:
     return ended
 
 
-def remove_partial_files(roots: Iterable[Path], now: float) -> list[str]:
+def remove_partial_files(roots: Iterable[Path]) -> list[str]:
+    """Temporary files of writes and uploads cut short: the server is not running yet, so none is in progress."""
     removed = []
     for root in roots:
         if not root.is_dir():
@@ -113,8 +113,6 @@ def remove_partial_files(roots: Iterable[Path], now: float) -> list[str]:
                     continue
                 path = os.path.join(dirpath, name)
                 try:
-                    if now - os.lstat(path).st_mtime < PARTIAL_MIN_AGE:
-                        continue
                     os.unlink(path)
                 except OSError:
                     continue
@@ -145,10 +143,10 @@ def remove_temporary_projects(location: Path) -> list[str]:
     return removed
 
 
-def recover(projects_dir: Path, images_dir: Path, now: float) -> RecoveryReport:
+def recover(projects_dir: Path, images_dir: Path) -> RecoveryReport:
     """Everything, in order: processes first (they may be writing), then files."""
     report = RecoveryReport()
     report.processes = end_processes(leftover_processes(projects_dir))
     report.temporary_projects = remove_temporary_projects(projects_dir)
-    report.partial_files = remove_partial_files([projects_dir, images_dir], now)
+    report.partial_files = remove_partial_files([projects_dir, images_dir])
     return report

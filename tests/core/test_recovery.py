@@ -43,7 +43,7 @@ def test_leftover_processes_are_ended_and_others_kept(tmp_path: Path) -> None:
     outside.mkdir()
     leftover, bystander = start_orphan(vm_dir), start_orphan(outside)
     try:
-        report = recovery.recover(projects, tmp_path / "images", time.time())
+        report = recovery.recover(projects, tmp_path / "images")
         assert leftover in report.processes and bystander not in report.processes
         assert not alive(leftover) and alive(bystander)
     finally:
@@ -58,22 +58,19 @@ def test_partial_files_and_unmarked_temporary_projects_are_removed(tmp_path: Pat
     projects, images = tmp_path / "projects", tmp_path / "images"
     (projects / "kept" / "project-files").mkdir(parents=True)
     (images / "QEMU").mkdir(parents=True)
-    old = time.time() - 3600
     partial = [projects / "kept" / ".topology.gns3.a1B2c3D4.tmp", images / "QEMU" / ".disk.qcow2.x9Y8z7W6.upload"]
-    fresh = images / "QEMU" / ".other.img.AAAAAAAA.upload"
-    user_files = [projects / "kept" / "notes.tmp", images / "QEMU" / "disk.qcow2", projects / "kept" / ".hidden"]
-    for path in [*partial, fresh, *user_files]:
+    user_files = [projects / "kept" / "notes.tmp", images / "QEMU" / "disk.qcow2", projects / "kept" / ".hidden",
+                  images / "QEMU" / ".odd.name.upload"]
+    for path in [*partial, *user_files]:
         path.write_text("x")
-    for path in partial:
-        os.utime(path, (old, old))
     (projects / "temp").mkdir()
     (projects / "temp" / ".gns3_temporary").write_text("1")
     (projects / "cut-short").mkdir()  # created, then killed while its marker was being written
     (projects / "cut-short" / ".gns3_temporary.q1w2e3r4.tmp").write_text("")
-    report = recovery.recover(projects, images, time.time())
+    report = recovery.recover(projects, images)
     assert sorted(report.partial_files) == sorted(str(p) for p in partial)
     assert not any(p.exists() for p in partial)
-    assert fresh.exists() and all(p.exists() for p in user_files)
+    assert all(p.exists() for p in user_files)
     assert not (projects / "temp").exists() and not (projects / "cut-short").exists()
     assert (projects / "kept").is_dir()
 
@@ -124,5 +121,5 @@ def test_server_restart_reclaims_leftovers(tmp_path: Path) -> None:
 
 
 def test_recovery_needs_no_projects_directory(tmp_path: Path) -> None:
-    report = recovery.recover(tmp_path / "missing", tmp_path / "images", time.time())
+    report = recovery.recover(tmp_path / "missing", tmp_path / "images")
     assert report == recovery.RecoveryReport()
