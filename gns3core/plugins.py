@@ -42,6 +42,7 @@ BUILTIN_MODULES = (
     "gns3core.builtin.files",
     "gns3core.builtin.notifications",
     "gns3core.builtin.server",
+    "gns3core.builtin.openapi",
 )
 HOOK_NAMES = frozenset(name for name in vars(hookspecs) if name.startswith("gns3_"))
 

@@ -47,6 +47,7 @@ class Server:
         # How `POST /v1/server/shutdown` stops the process; the command line sets it, tests may replace it.
         self.request_stop: Callable[[], None] | None = None
         self.version_reply: Any = None  # GET /v1/version body, encoded once (see builtin/version.py)
+        self.openapi_document: Any = None  # GET /v1/openapi.json, built on first use (see builtin/openapi.py)
         self.stopping = False  # set when the server stops: endless streams end on their own
         self.host_load = HostLoad()  # CPU and memory figures of the notification ping
         self.apply_config()
