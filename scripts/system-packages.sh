@@ -6,8 +6,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 emulators=(vpcs qemu-system-x86 qemu-utils cpulimit curl)
 # binutils assembles the IOU stand-in image; libc6-i386 lets ldd inspect 32-bit images; ncompress checks NVRAM LZC.
-# jq: docs/quickstart.md's walkthrough (and its test) read the API's answers with it.
-test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps binutils libc6-i386 ncompress jq)
+# strace: the fuzzing test watches what the server writes. jq: docs/quickstart.md's walkthrough (and its test) read the API's answers with it.
+test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps strace binutils libc6-i386 ncompress jq)
 
 want=("${emulators[@]}")
 if [[ "${1:-}" == "--with-test-tools" ]]; then
