@@ -6,7 +6,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 emulators=(vpcs qemu-system-x86 qemu-utils cpulimit curl)
 # binutils assembles the IOU stand-in image; libc6-i386 lets ldd inspect 32-bit images; ncompress checks NVRAM LZC.
-# strace: the fuzzing test watches what the server writes. jq: docs/quickstart.md's walkthrough (and its test) read the API's answers with it.
+# jq: docs/quickstart.md's walkthrough (and its test) read the API's answers with it.
+# strace: the fuzzing test (tests/fuzz) watches every file the server and its emulators write.
 test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps strace binutils libc6-i386 ncompress jq)
 
 want=("${emulators[@]}")
