@@ -325,6 +325,35 @@ async def stuck_listeners(root: Path, count: int) -> dict[str, Any]:
     return {"listeners": count, "events_sent": events, "server_alive": alive, **latency}
 
 
+async def big_request(root: Path) -> dict[str, Any]:
+    """A 4 MB Docker start command (it once froze the server for minutes): its answer time, and `GET /v1/version`
+    from another client meanwhile."""
+    server = ServerProcess(make_config(root), plugins="docker,qemu").start()
+    try:
+        pid = server.request("POST", "/v1/projects", {"name": "big"})[1]["project_id"]
+        body = json.dumps({"name": "d", "image": "busybox", "start_command": "x " * 2**21}).encode()
+        async with aiohttp.ClientSession() as session:
+            async def post() -> tuple[int, float]:
+                started = time.perf_counter()
+                async with session.post(f"{server.url}/v1/projects/{pid}/docker/vms", data=body) as reply:
+                    await reply.read()
+                    return reply.status, (time.perf_counter() - started) * 1000
+
+            big = asyncio.create_task(post())
+            others = []
+            while not big.done():
+                started = time.perf_counter()
+                async with session.get(f"{server.url}/v1/version") as reply:
+                    await reply.read()
+                others.append((time.perf_counter() - started) * 1000)
+            status, elapsed = await big
+    finally:
+        server.stop()
+        server.kill()
+    return {"body_mb": round(len(body) / 2**20, 1), "status": status, "answer_ms": round(elapsed, 1),
+            "version_requests_meanwhile": len(others), "version_max_ms": round(max(others, default=0.0), 1)}
+
+
 async def memory_per_project(root: Path, count: int = 300) -> dict[str, Any]:
     server = ServerProcess(make_config(root), plugins="none").start()
     try:
@@ -358,6 +387,7 @@ async def main() -> None:
         "vpcs_stops": lambda root: vpcs_stop_drills(root, args.vpcs),
         "idle_connections": lambda root: idle_connections(root, args.idle),
         "stuck_listeners": lambda root: stuck_listeners(root, args.listeners),
+        "big_request": lambda root: big_request(root),
         "memory_per_project": lambda root: memory_per_project(root),
     }
     if shutil.which("vpcs") is None:

@@ -284,3 +284,29 @@ async def test_open_projects_are_capped(api) -> None:
     assert reply.status == 409 and "max_projects" in reply.json["message"]
     assert (await api.post(f"/v1/projects/{ids[0]}/close")).status == 204
     assert (await api.post("/v1/projects", {"name": "fits again"})).status == 201
+
+
+class TestEveryInstalledPlugin:
+    """The installed plugins (Docker, Qemu, ...) mounted as in production."""
+
+    @pytest.fixture
+    def gns3_use_entry_points(self) -> bool:
+        return True
+
+    async def test_huge_command_lines_are_refused_without_freezing(self, api, project) -> None:
+        """A 4 MB Docker startcmd froze the server for minutes (quadratic shlex on the event loop): now the schema
+        refuses it at once, and another client's GET /v1/version is answered meanwhile."""
+        pid = project["project_id"]
+        bodies = [(f"/v1/projects/{pid}/docker/vms", {"name": "d", "image": "busybox", "start_command": "x " * 2**21}),
+                  (f"/v1/projects/{pid}/docker/images", {"name": "d", "imagename": "busybox",
+                                                         "startcmd": "x " * 2**21}),
+                  (f"/v1/projects/{pid}/qemu/vms", {"name": "q", "platform": "x86_64", "options": "-a " * 2**18})]
+        for url, body in bodies:
+            started = time.monotonic()
+            big = asyncio.ensure_future(api.post(url, body))
+            quick = await api.get("/v1/version")
+            reply = await big
+            assert reply.status == 400, (url, reply)
+            assert "too long" in reply.json["message"] and len(reply.json["message"]) < 200
+            assert quick.status == 200
+            assert time.monotonic() - started < 5  # generous liveness bound; bench/drills.py reports the time

@@ -75,7 +75,8 @@ def split_options(options: str) -> list[str]:
     try:
         return shlex.split(options)
     except ValueError as exc:
-        raise EmulatorError(f"Invalid QEMU options '{options}': {exc}") from exc
+        shown = options if len(options) <= 200 else options[:200] + "..."
+        raise EmulatorError(f"Invalid QEMU options '{shown}': {exc}") from exc
 
 
 def wants_no_kvm(tokens: list[str]) -> bool:
