@@ -283,7 +283,7 @@ async def idle_connections(root: Path, count: int) -> dict[str, Any]:
     return {"connections": count, "server_alive": alive, **latency}
 
 
-async def stuck_listeners(root: Path, count: int) -> dict[str, Any]:
+async def stuck_listeners(root: Path, count: int, event_rate: float = 5.0) -> dict[str, Any]:
     server = ServerProcess(make_config(root), plugins="vpcs").start()
     sockets: list[socket.socket] = []
     try:
@@ -300,16 +300,18 @@ async def stuck_listeners(root: Path, count: int) -> dict[str, Any]:
         events = 0
 
         async def churn() -> None:
-            """An event for every listener each round: a VM asking for a console port outside the range is given
-            another one with a `log.warning` notification."""
+            """`event_rate` events a second for every listener (a busy lab): a VM asking for a console port outside
+            the range is given another one with a `log.warning` notification."""
             nonlocal events
             base = f"{server.url}/v1/projects/{pid}/vpcs/vms"
             async with aiohttp.ClientSession() as session:
                 while not stop.is_set():
+                    started = time.monotonic()
                     async with session.post(base, json={"name": "noisy", "console": 1}) as reply:
                         vm = await reply.json()
                     async with session.delete(f"{base}/{vm['vm_id']}"):
                         events += 1
+                    await asyncio.sleep(max(0.0, 1 / event_rate - (time.monotonic() - started)))
 
         churner = asyncio.create_task(churn())
         await asyncio.sleep(1.0)
@@ -322,7 +324,7 @@ async def stuck_listeners(root: Path, count: int) -> dict[str, Any]:
             sock.close()
         server.stop()
         server.kill()
-    return {"listeners": count, "events_sent": events, "server_alive": alive, **latency}
+    return {"listeners": count, "events_per_s": event_rate, "events_sent": events, "server_alive": alive, **latency}
 
 
 async def big_request(root: Path) -> dict[str, Any]:
