@@ -53,7 +53,7 @@ def unbounded_strings(schema: Any, where: str = "") -> list[str]:
     for key in ("properties", "patternProperties", "definitions"):
         for name, sub in (schema.get(key) or {}).items():
             found += unbounded_strings(sub, f"{where}/{key}/{name}")
-    for key in ("items", "additionalProperties", "additionalItems", "not"):
+    for key in ("items", "additionalProperties", "additionalItems"):  # not "not": what it names is refused
         if isinstance(schema.get(key), (dict, list)):
             found += unbounded_strings(schema[key], f"{where}/{key}")
     for key in ("oneOf", "anyOf", "allOf"):

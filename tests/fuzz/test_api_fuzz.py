@@ -104,8 +104,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     for name in ("cwd", "home", "tmp"):
         (root / name).mkdir()
     config = write_config(root / "gns3_server.conf", root, Server={
-        "console_start_port_range": 27000, "console_end_port_range": 27999,
-        "udp_start_port_range": 28000, "udp_end_port_range": 28999,
+        "console_start_port_range": 47000, "console_end_port_range": 47999,
+        "udp_start_port_range": 48000, "udp_end_port_range": 48999,
     }, Docker={"docker_host": f"unix://{root / 'no-docker-engine.sock'}"})
     env = {**os.environ, "HOME": str(root / "home"), "TMPDIR": str(root / "tmp")}
     env.pop("DOCKER_HOST", None)
@@ -119,8 +119,31 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     try:
         yield state
     finally:
-        server.stop(timeout=30)
-        server.kill()
+        stop_traced(server, root)
+
+
+def stop_traced(server: ServerProcess, root: Path) -> None:
+    """SIGTERM reaches the server through strace; wait for the server itself (strace's child) to finish its
+    shutdown, then end anything still working under `root`, so no emulator outlives the test."""
+    import psutil
+
+    try:
+        children = psutil.Process(server.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    server.stop(timeout=30)
+    psutil.wait_procs(children, timeout=30)
+    leftovers = []
+    for proc in psutil.process_iter(["cwd"]):
+        cwd = proc.info.get("cwd") or ""
+        if cwd == str(root) or cwd.startswith(str(root) + os.sep):
+            leftovers.append(proc)
+    for proc in [*children, *leftovers]:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    server.kill()
 
 
 def check_case(case, live: Live) -> None:
@@ -201,7 +224,7 @@ def test_trace_reading() -> None:
 
 def test_no_file_written_outside_projects_and_images(live: Live) -> None:
     """Runs after the fuzzing (same module): the server is stopped, then its whole trace is read."""
-    live.server.stop(timeout=30)
+    stop_traced(live.server, live.root)
     root = live.root
     allowed = [root / "projects", root / "images", root / "tmp", Path("/dev"), Path("/proc"), Path("/sys/fs/cgroup")]
     outside = []
