@@ -86,7 +86,7 @@ def _no_route_handler(app: web.Application, catch_all: web.AbstractResource) -> 
 
     async def no_route(request: web.Request) -> web.StreamResponse:
         server = app[SERVER_KEY]
-        denied = server.access.refuse(request, server.common_headers(request.path))
+        denied = server.access.refuse(request, request.path, server.common_headers)
         if denied is not None:
             return denied
         if request.method == "OPTIONS" and "Origin" in request.headers:

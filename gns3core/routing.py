@@ -249,7 +249,7 @@ def make_handler(route: Route, server: Server) -> Callable[[web.Request], Awaita
         body: Any = {}
         validated = False
         try:
-            denied = server.access.refuse(request, server.common_headers(route.path))
+            denied = server.access.refuse(request, route.path, server.common_headers)
             if denied is not None:
                 return denied
             match = request.match_info
