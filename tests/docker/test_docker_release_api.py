@@ -185,6 +185,12 @@ async def test_put_recreates_the_container_and_keeps_it_running(api, project, do
     assert reply.status == 200 and reply.json["console"] == wanted and reply.json["adapters"] == 2
     assert reply.json["container_id"] == new["container_id"] and reply.json["console_http_path"] == "/admin"
     assert (await api.put(url, {"image": "x", "unknown": 1})).status == 400
+    # a value that cannot work changes nothing, not even the fields before it
+    reply = await api.put(url, {"name": "third", "start_command": "sh -c 'unclosed"})
+    assert reply.status == 400 and "cannot be split" in reply.json["message"]
+    reply = await api.get(url)
+    assert reply.json["name"] == "renamed" and reply.json["container_id"] == new["container_id"]
+    assert reply.json["status"] == "started"
     assert (await api.post(f"{url}/stop", {})).status == 204
 
 

@@ -443,6 +443,7 @@ class DockerVM(BaseVM):
         container id) and started again if it ran. Ports, adapters and the http console's target change in place."""
         async with self._lock:
             changes = release_names(changes)
+            await self._check_changes(changes)
             recreate = False
             if "console_type" in changes and changes["console_type"] not in (None, self.console_type):
                 await self._change_console_type(changes["console_type"], changes.get("console"))
@@ -480,6 +481,17 @@ class DockerVM(BaseVM):
                     await self._resize_adapters(value)
             if recreate and (self.cid is not None or self.console_type == "vnc"):
                 await self._recreate()
+
+    @staticmethod
+    async def _check_changes(changes: dict[str, Any]) -> None:
+        """400/409 for values that cannot work, before anything changes."""
+        if changes.get("console_resolution") is not None:
+            check_resolution(changes["console_resolution"])
+        command = normalise_command(changes.get("start_command"))
+        if command is not None:
+            await asyncio.to_thread(split_command, command)
+        if changes.get("console_type") == "vnc":
+            vnc_programs()
 
     async def _recreate(self) -> None:
         was_running = self.running
