@@ -43,13 +43,16 @@ _prctl = _load_prctl()  # resolved before any fork: the child only calls it
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """In the forked child, before exec: the kernel sends SIGKILL when the server dies, even by SIGKILL.
+    """In the forked child, before exec: the kernel sends SIGTERM when the server dies, even by SIGKILL.
+
+    SIGTERM rather than SIGKILL, so an emulator that forked helpers of its own (vpcs -F runs each PC in a child on its
+    own pty) ends them as on a normal stop; the start-up reclaim (gns3core.recovery) ends whatever ignored it.
 
     The signal follows the *thread* that forked, so emulators are started from the event loop's thread, which lives
     as long as the server. A server that died between fork and here is caught by the parent-pid check.
     """
     if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)
 
@@ -63,7 +66,7 @@ def die_with_parent_hook() -> Callable[[], None] | None:
 
 
 class ManagedProcess:
-    """One emulator process in its own session (so its children go with it), killed by the kernel if the server
+    """One emulator process in its own session (so its children go with it), signalled by the kernel if the server
     dies (PR_SET_PDEATHSIG): no emulator outlives a server killed with SIGKILL.
 
     Output goes to `log_path`, not to a pipe, so a chatty emulator never blocks on a full pipe and its last words
