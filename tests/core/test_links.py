@@ -7,6 +7,7 @@ is another socket of the test. Everything stays on loopback.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import struct
 from typing import Any
@@ -17,6 +18,13 @@ from gns3core.dataplane import UDPEndpoint
 from gns3core.emulator.links import LinkWiring
 from gns3core.emulator.nio import NIONAT
 from gns3core.testing.ports import free_vpcs_udp_port
+
+
+@pytest.fixture
+def gns3_config_overrides() -> dict[str, dict[str, str]]:
+    """Tunnel ports away from 10000, where the servers of other suites running on this machine start theirs."""
+    start = random.randrange(60000, 64500, 500)
+    return {"Server": {"udp_start_port_range": str(start), "udp_end_port_range": str(start + 499)}}
 
 
 def udp_socket() -> socket.socket:
