@@ -14,6 +14,7 @@ from typing import Any
 
 from gns3core import __version__
 from gns3core.config import Config
+from gns3core.errors import Conflict
 
 log = logging.getLogger("gns3core")
 
@@ -249,6 +250,12 @@ def serve(config: Config, extra_plugins: list[Any] | None = None, plugin_files: 
     atexit.register(kill_all_live)
     log.info("gns3core %s (API v1 compatibility %s) listening on %s:%s, local=%s, plugins: %s", __version__,
              server.version, host, port, server.local, ", ".join(sorted(server.emulators)) or "none")
+    try:
+        log.info("UDP tunnels bind to %s ([Server] udp_host)", server.udp_host)
+    except Conflict as exc:
+        log.critical("%s", exc.message)
+        print(exc.message, file=sys.stderr)
+        return 1
     missing = server.plugin_report.missing_kinds
     if missing:
         log.info("Kinds not installed (their routes answer 404): %s",

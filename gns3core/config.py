@@ -31,6 +31,8 @@ SERVER_DEFAULTS: dict[str, str] = {
     "user": "",
     "password": "",
     "monitor_host": "127.0.0.1",
+    "udp_host": "",
+    "mac_base": "",
     "compatibility_version": DEFAULT_COMPAT_VERSION,
     "debug": "false",
     "quiet": "false",

@@ -22,12 +22,15 @@ BROWSER_REFUSED_PORTS = frozenset({
 
 
 def _probe(port: int, host: str, kind: int, reuse: bool = True) -> bool:
-    """True when the host lets us bind that port right now (the probe socket is closed at once)."""
+    """True when the host lets us bind that port right now (the probe socket is closed at once). `::` probes IPv6 and
+    IPv4 together (a dual-stack socket), as tunnels bound there use both."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         with socket.socket(family, kind) as sock:
             if reuse:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind((host, port))
     except OSError:
         return False
@@ -58,13 +61,13 @@ class PortManager:
     """Hands out ports lowest-free-first, never the same port twice while it is recorded.
 
     Ports are recorded server-wide and per owner (a project id) so that closing a project releases all of its ports.
-    `UDP_HOST` is where tunnel ports are probed; console ports are probed on the console host.
+    Tunnel ports are probed on `udp_host` (`[Server] udp_host`), console ports on the console host.
     """
 
-    UDP_HOST = "0.0.0.0"
-
-    def __init__(self, console_host: str, console_range: PortRange, udp_range: PortRange) -> None:
+    def __init__(self, console_host: str, console_range: PortRange, udp_range: PortRange,
+                 udp_host: str = "0.0.0.0") -> None:
         self.console_host = console_host
+        self.udp_host = udp_host
         self.console_range = console_range
         self.udp_range = udp_range
         self.tcp_used: set[int] = set()
@@ -124,9 +127,10 @@ class PortManager:
             others = [p + off for off in extra]
             if any(o in self.udp_used or o not in self.udp_range for o in others):
                 return False
-            return udp_port_is_free(p, self.UDP_HOST) and all(udp_port_is_free(o, self.UDP_HOST) for o in others)
+            host = self.udp_host
+            return udp_port_is_free(p, host) and all(udp_port_is_free(o, host) for o in others)
 
-        port = self._scan(self.udp_range, self.udp_used, usable, "UDP")
+        port = self._scan(self.udp_range, self.udp_used, usable, "UDP", f" on host {self.udp_host}")
         self._record(port, owner, self.udp_used, self._udp_by_owner)
         self._hold_companions(port, owner)
         return port
@@ -141,7 +145,7 @@ class PortManager:
     def reserve_udp_port(self, port: int, owner: str) -> int:
         """Hold a specific tunnel port; 409 when it is out of range or already held."""
         if port in self.udp_used:
-            raise Conflict(f"UDP port {port} already in use on host {self.console_host}")
+            raise Conflict(f"UDP port {port} already in use on host {self.udp_host}")
         if port not in self.udp_range:
             raise Conflict(
                 f"UDP port {port} is outside the range {self.udp_range.start}-{self.udp_range.end}"
@@ -171,7 +175,7 @@ class PortManager:
 
     # -- internals -------------------------------------------------------------------------------------------------
 
-    def _scan(self, rng: PortRange, used: set[int], usable: Callable[[int], bool], kind: str) -> int:
+    def _scan(self, rng: PortRange, used: set[int], usable: Callable[[int], bool], kind: str, where: str = "") -> int:
         last_error = "all ports are in use"
         for port in range(rng.start, rng.end + 1):
             if port in used or port in BROWSER_REFUSED_PORTS:
@@ -180,7 +184,7 @@ class PortManager:
                 return port
             last_error = f"port {port} cannot be bound"
         raise Conflict(
-            f"Could not find a free {kind} port between {rng.start} and {rng.end}, last problem: {last_error}"
+            f"Could not find a free {kind} port between {rng.start} and {rng.end}{where}, last problem: {last_error}"
         )
 
     @staticmethod

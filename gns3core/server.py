@@ -13,10 +13,13 @@ from gns3core import __version__
 from gns3core.access import AccessPolicy
 from gns3core.config import DEFAULT_COMPAT_VERSION, DEFAULT_MAX_PROJECTS, Config
 from gns3core.emulator.process import kill_all_live
+from gns3core.errors import Conflict
 from gns3core.hostload import HostLoad
+from gns3core.macs import MacBase, resolve_mac_base
 from gns3core.ports import PortManager, PortRange
 from gns3core.projects import ProjectManager
 from gns3core.routing import SERVER_HEADER_PREFIX, VMLocks
+from gns3core.tunnels import default_udp_host, parse_udp_host
 
 if TYPE_CHECKING:
     import pluggy
@@ -36,6 +39,8 @@ class Server:
         self.plugin_report = report
         self.validate_output = validate_output
         self.locks = VMLocks()
+        self._udp_host: str | Conflict = default_udp_host()
+        self._mac_base: tuple[tuple[str, str], MacBase] | None = None
         self.ports = PortManager(self.console_host, *self._port_ranges())
         self.projects = ProjectManager(self)
         self.emulators = {name: emu.manager(self, name) for name, emu in registry.emulators.items()}
@@ -67,10 +72,16 @@ class Server:
         New port ranges and console host apply to ports handed out from now on; ports already held stay held.
         """
         section = self.config.server
+        try:
+            self._udp_host = parse_udp_host(section.get("udp_host"))
+        except Conflict as exc:
+            log.error("%s", exc.message)
+            self._udp_host = exc
         ports = getattr(self, "ports", None)
         if ports is not None:
             ports.console_range, ports.udp_range = self._port_ranges()
             ports.console_host = self.console_host
+            ports.udp_host = self._udp_host if isinstance(self._udp_host, str) else default_udp_host()
         self.version = section.get("compatibility_version") or DEFAULT_COMPAT_VERSION
         self.local = section.getbool("local")
         self.host = section.get("host") or "127.0.0.1"
@@ -101,6 +112,25 @@ class Server:
         if section.getbool("allow_remote_console"):
             return "::" if ":" in host else "0.0.0.0"
         return host
+
+    @property
+    def udp_host(self) -> str:
+        """`[Server] udp_host`: the address every UDP tunnel binds (default all addresses); 409 when invalid."""
+        if isinstance(self._udp_host, Conflict):
+            raise Conflict(self._udp_host.message)
+        return self._udp_host
+
+    @property
+    def mac_base(self) -> MacBase:
+        """`[Server] mac_base`: the base of the MAC addresses this server hands out (see gns3core.macs); the
+        identity file behind the default is read (or created) on first use only. 409 when the value is invalid."""
+        key = (self.config.server.get("mac_base") or "", str(self.projects.location))
+        cached = self._mac_base
+        if cached is None or cached[0] != key:
+            base = resolve_mac_base(key[0], self.projects.location)
+            log.info("MAC addresses are drawn from base %s (%s)", base, base.origin)
+            cached = self._mac_base = (key, base)
+        return cached[1]
 
     @property
     def auth_header(self) -> str | None:

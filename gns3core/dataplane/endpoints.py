@@ -282,24 +282,34 @@ class UDPEndpoint(_DatagramEndpoint):
         self._family = socket.AF_INET
 
     def _resolve(self) -> tuple[int, tuple]:
+        """(family of the socket, destination): the destination's own family, or the local address's family when
+        ``laddr`` is set; an IPv4 destination of an IPv6 socket (dual-stack ``::``) becomes IPv4-mapped."""
         try:
             infos = socket.getaddrinfo(self.rhost, self.rport, type=socket.SOCK_DGRAM)
         except (socket.gaierror, UnicodeError) as exc:
             raise DataPlaneError(f"Could not resolve UDP destination {self.rhost}: {exc}") from None
         infos.sort(key=lambda info: info[0] != socket.AF_INET)
         family, _type, _proto, _name, sockaddr = infos[0]
-        return family, sockaddr
+        if not self.laddr:
+            return family, sockaddr
+        try:
+            local_family = socket.getaddrinfo(self.laddr, None, type=socket.SOCK_DGRAM)[0][0]
+        except (socket.gaierror, UnicodeError) as exc:
+            raise DataPlaneError(f"Could not resolve local UDP address {self.laddr}: {exc}") from None
+        if local_family == family:
+            return family, sockaddr
+        if local_family == socket.AF_INET6 and family == socket.AF_INET and self.laddr == "::":
+            return local_family, (f"::ffff:{sockaddr[0]}", sockaddr[1], 0, 0)
+        raise DataPlaneError(f"Cannot send from local address {self.laddr} to {self.rhost} (another address family): "
+                             "bind all addresses (::) or give an rhost of the local address's family")
 
     def open(self) -> None:
         family, dest = self._resolve()
         laddr = self.laddr or ""
-        if self.laddr:
-            try:
-                family = socket.getaddrinfo(self.laddr, None, type=socket.SOCK_DGRAM)[0][0]
-            except socket.gaierror as exc:
-                raise DataPlaneError(f"Could not resolve local UDP address {self.laddr}: {exc}") from None
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if family == socket.AF_INET6 and laddr == "::":
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 peers too, whatever the sysctl
             sock.bind((laddr, self.lport))
         except OSError as exc:
             sock.close()
@@ -312,8 +322,10 @@ class UDPEndpoint(_DatagramEndpoint):
         self.lport = sock.getsockname()[1]
         if family == socket.AF_INET:
             wake_host = laddr if laddr not in ("", "0.0.0.0") else "127.0.0.1"
+        elif laddr == "::":
+            wake_host = "::ffff:127.0.0.1"  # dual-stack: IPv4 loopback works even where lo has no IPv6
         else:
-            wake_host = laddr if laddr not in ("", "::") else "::1"
+            wake_host = laddr or "::1"
         self._dest, self._family = dest, family
         self._wake = (wake_host, self.lport)
         self._use(sock)

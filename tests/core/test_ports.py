@@ -25,7 +25,7 @@ def udp_base() -> int:
 
 def manager(tcp_base: int, udp_base: int, tcp_size: int = 10, udp_size: int = 20) -> PortManager:
     return PortManager("127.0.0.1", PortRange(tcp_base, tcp_base + tcp_size - 1),
-                       PortRange(udp_base, udp_base + udp_size - 1))
+                       PortRange(udp_base, udp_base + udp_size - 1), udp_host="127.0.0.1")
 
 
 def test_tcp_lowest_free_first(tcp_base, udp_base) -> None:

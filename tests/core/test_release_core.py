@@ -45,7 +45,7 @@ def _bindable(port: int) -> bool:
 
 def test_udp_conflict_names_the_host() -> None:
     base = free_tcp_port()
-    ports = PortManager("127.0.0.1", PortRange(base, base), PortRange(40000, 40100))
+    ports = PortManager("127.0.0.1", PortRange(base, base), PortRange(40000, 40100), udp_host="127.0.0.1")
     ports.reserve_udp_port(40000, "p")
     with pytest.raises(Conflict) as refused:
         ports.reserve_udp_port(40000, "p")
