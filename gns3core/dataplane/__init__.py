@@ -10,6 +10,7 @@ from .capture import DLT_TYPES, PcapWriter, link_type
 from .endpoints import (
     Endpoint,
     EthernetEndpoint,
+    MacMappedUDPEndpoint,
     TAPEndpoint,
     UDPEndpoint,
     UnixEndpoint,
@@ -18,6 +19,7 @@ from .endpoints import (
 )
 from .errors import DataPlaneError
 from .impairments import Impairments
+from .macmap import MacMap
 from .netio import NetioEndpoint, NetioNode, netio_directory
 from .worker import ProcessBridge
 
@@ -29,6 +31,8 @@ __all__ = [
     "Endpoint",
     "EthernetEndpoint",
     "Impairments",
+    "MacMap",
+    "MacMappedUDPEndpoint",
     "NetioEndpoint",
     "NetioNode",
     "PcapWriter",

@@ -15,8 +15,10 @@ import socket
 import stat
 import struct
 import subprocess
+from collections.abc import Callable
 
 from .errors import DataPlaneError
+from .macmap import MacMap, parse_mac
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -369,6 +371,66 @@ class UDPEndpoint(_DatagramEndpoint):
     def _adopt(self, fds: list[int], state: dict) -> None:
         self._dest, self._wake, self._family = tuple(state["dest"]), tuple(state["wake"]), state["family"]
         self._adopt_socket(fds[0])
+
+
+
+class MacMappedUDPEndpoint(UDPEndpoint):
+    """The emulator's side of a relay for an emulator whose MAC address cannot be chosen (the real vpcs): a UDP tunnel
+    to the emulator whose frames are translated between its own address ``inside_mac`` and the address the lab sees,
+    ``outside_mac`` (see macmap.py). Frames received from the emulator leave with the outside address; frames sent
+    to it get its own address back."""
+
+    kind = "nio_udp_mac_mapped"
+
+    def __init__(self, lport: int, rhost: str, rport: int, laddr: str | None = None, *, inside_mac: str,
+                 outside_mac: str) -> None:
+        super().__init__(lport, rhost, rport, laddr=laddr)
+        try:
+            self.mapping = MacMap(parse_mac(inside_mac), parse_mac(outside_mac))
+        except ValueError as exc:
+            raise DataPlaneError(f"Cannot translate MAC addresses: {exc}") from None
+        self.inside_mac, self.outside_mac = inside_mac, outside_mac
+
+    def _use(self, sock: socket.socket) -> None:
+        super()._use(sock)
+        receive, leaving = sock.recv_into, self.mapping.leaving
+
+        def recv_into(buf: bytearray) -> int:
+            size = receive(buf)
+            if size > 0:
+                _translate_in_place(buf, size, leaving)
+            return size
+
+        self.recv_into = recv_into
+
+    def try_recv_into(self, buf: bytearray) -> int:
+        size = super().try_recv_into(buf)
+        if size > 0:
+            _translate_in_place(buf, size, self.mapping.leaving)
+        return size
+
+    def take_over(self, old: Endpoint) -> bool:
+        return isinstance(old, MacMappedUDPEndpoint) and old.mapping.inside == self.mapping.inside \
+            and old.mapping.outside == self.mapping.outside and super().take_over(old)
+
+    def send(self, data: bytes | memoryview) -> None:
+        frame = bytearray(data)
+        self.mapping.arriving(frame)
+        self._sock.sendto(frame, self._dest)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "type": self.kind, "inside_mac": self.inside_mac,
+                "outside_mac": self.outside_mac}
+
+    def init_args(self) -> dict:
+        return {**super().init_args(), "inside_mac": self.inside_mac, "outside_mac": self.outside_mac}
+
+
+def _translate_in_place(buf: bytearray, size: int, translate: Callable[[bytearray], None]) -> None:
+    """Apply a MacMap direction to the first `size` bytes of a receive buffer."""
+    frame = buf[:size]
+    translate(frame)
+    buf[:size] = frame
 
 
 class UnixEndpoint(_DatagramEndpoint):
