@@ -24,13 +24,15 @@ async def create(api, project, **fields):
     return await api.post(vms(project), {"name": "vm1", "qemu_path": "qemu-system-x86_64", **fields})
 
 
-async def test_defaults(api, project) -> None:
+async def test_defaults(api, project, gns3_server) -> None:
     reply = await create(api, project)
     assert reply.status == 201, reply
     vm = reply.json
     vm_id = vm["vm_id"]
     assert vm["qemu_path"] == "/usr/bin/qemu-system-x86_64" and vm["platform"] == "x86_64"
-    assert vm["mac_address"] == f"00:00:ab:{vm_id[-4:-2]}:{vm_id[-2:]}:00"
+    # From the server's own MAC base ([Server] mac_base, docs/multi-host.md); GNS3's 00:00:ab:... only on request.
+    assert vm["mac_address"] == gns3_server.mac_base.qemu(vm_id) and vm["mac_address"].endswith(":00")
+    assert vm["mac_address"].startswith(f"{gns3_server.mac_base}:")
     assert (vm["ram"], vm["cpus"], vm["adapters"], vm["adapter_type"]) == (256, 1, 1, "e1000")
     assert (vm["console_type"], vm["boot_priority"], vm["process_priority"]) == ("telnet", "c", "low")
     assert vm["hda_disk_image"] == "" and vm["hda_disk_image_md5sum"] is None

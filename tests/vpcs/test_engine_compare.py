@@ -116,6 +116,12 @@ def vpcs_backend() -> str:
     return "builtin"
 
 
+@pytest.fixture
+def gns3_config_overrides(gns3_config_overrides: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """GNS3's MAC addresses, like the standalone vpcs it is compared with (the default base is the server's own)."""
+    return {**gns3_config_overrides, "Server": {**gns3_config_overrides["Server"], "mac_base": "gns3"}}
+
+
 async def test_same_output_as_vpcs(api: ApiClient, project: dict[str, Any], tmp_path: Path, vpcs_binary: str) -> None:
     real_port, engine_port = free_vpcs_udp_port(), free_vpcs_udp_port()
     real = VPCSProcess(tmp_path / "real", free_tcp_port(), real_port, engine_port, mac_id=1, program=vpcs_binary)

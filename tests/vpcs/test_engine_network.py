@@ -86,7 +86,7 @@ class TestWithRealVpcs:
             real.stop()
 
     async def test_duplicate_address_is_refused_both_ways(self, api: ApiClient, project: dict[str, Any],
-                                                          tmp_path: Path, vpcs_binary: str) -> None:
+                                                          tmp_path: Path, vpcs_binary: str, gns3_server) -> None:
         real_port, engine_port = free_vpcs_udp_port(), free_vpcs_udp_port()
         real = VPCSProcess(tmp_path / "real", free_tcp_port(), real_port, engine_port, mac_id=1,
                            startup=["ip 10.0.0.1 24"], program=vpcs_binary)
@@ -97,7 +97,8 @@ class TestWithRealVpcs:
             console = await booted(vm["console"])
             try:
                 said_by_real = await real.command_async("ip 10.0.0.2 24")
-                assert "10.0.0.2 is being used by MAC 00:50:79:66:68:00\nAddress not changed" in \
+                engine_mac = gns3_server.mac_base.vpcs(0)  # the server's own MAC base ([Server] mac_base)
+                assert f"10.0.0.2 is being used by MAC {engine_mac}\nAddress not changed" in \
                     said_by_real.replace("\r", ""), said_by_real
                 assert "PC1 : 10.0.0.1" in await real.command_async("ip 10.0.0.1 24")
                 said_by_engine = await console.command("ip 10.0.0.1 24")

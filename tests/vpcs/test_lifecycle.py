@@ -28,6 +28,13 @@ async def wired_vm(api: ApiClient, project: dict[str, Any], name: str = "PC1") -
     return url, reply.json
 
 
+def vpcs_link(gns3_server, vm_id: str) -> Any:
+    """The tunnel vpcs itself was started with: its NIO, or the loopback relay when the server hands out its own MAC
+    addresses ([Server] mac_base, the default; gns3_vpcs.relay)."""
+    vm = gns3_server.emulators["vpcs"].vms[vm_id]
+    return vm._relay.vpcs_nio if vm._relay is not None else vm.nio
+
+
 def pids_of(gns3_server, vm_id: str) -> list[int]:
     vm = gns3_server.emulators["vpcs"].vms[vm_id]
     return [vm._process.pid, vm._vpc.pid]
@@ -41,7 +48,7 @@ async def test_start_console_stop(api: ApiClient, project: dict[str, Any], gns3_
         # (api-1.5-release §15 #2), since the 1.5.4 client reads `command_line` from it.
         reply = await api.post(f"{url}/start")
         assert reply.status == 200 and reply.json["status"] == "started"
-        nio = gns3_server.emulators["vpcs"].vms[vm["vm_id"]].nio
+        nio = vpcs_link(gns3_server, vm["vm_id"])
         argv = reply.json["command_line"].split(" ")
         assert argv[0].endswith("vpcs") and ["-p", str(vm["console"])] == argv[1:3]
         assert ["-s", str(nio.lport), "-c", str(nio.rport)] == argv[argv.index("-s"):argv.index("-s") + 4]
@@ -54,7 +61,7 @@ async def test_start_console_stop(api: ApiClient, project: dict[str, Any], gns3_
         console = await Console.open(vm["console"], timeout=0)
         try:
             await console.read_until(re.compile(rb"Welcome to Virtual PC Simulator"), 5)
-            nio = gns3_server.emulators["vpcs"].vms[vm["vm_id"]].nio
+            nio = vpcs_link(gns3_server, vm["vm_id"])
             shown = await console.command("show ip")
             assert f"LPORT       : {nio.lport}" in shown and f"127.0.0.1:{nio.rport}" in shown, shown
         finally:

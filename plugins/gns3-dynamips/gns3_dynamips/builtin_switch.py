@@ -20,6 +20,7 @@ from gns3_dynamips.devices import Device, EthernetSwitchMixin, SwitchPortSetting
 from gns3_dynamips.pcap import PcapFile
 from gns3core.emulator.nio import NIO, NIOUDP, NIONull
 from gns3core.errors import Conflict, EmulatorError
+from gns3core.tunnels import local_address
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,19 @@ class SwitchEngine:
 
     # -- ports -----------------------------------------------------------------------------------------------------
 
-    async def add_udp_port(self, number: int, lport: int, rhost: str, rport: int) -> EnginePort:
+    async def add_udp_port(self, number: int, lport: int, rhost: str, rport: int,
+                           udp_host: str | None = None) -> EnginePort:
+        """A tunnel port bound on `udp_host` ([Server] udp_host) for the peer's address family; all addresses when
+        None."""
         loop = asyncio.get_running_loop()
         port = EnginePort(number)
         try:
             infos = await loop.getaddrinfo(rhost, rport, type=socket.SOCK_DGRAM)
             family, _, _, _, address = infos[0]
-            bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+            if udp_host is None:
+                bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+            else:
+                bind_host = local_address(udp_host, family, "The built-in switch")
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: _PortProtocol(self, port), local_addr=(bind_host, lport), family=family)
         except OSError as exc:
@@ -195,7 +202,7 @@ class BuiltinDevice(Device):
 
     async def attach(self, port: int, nio: NIO) -> None:
         if isinstance(nio, NIOUDP):
-            await self.engine.add_udp_port(port, nio.lport, nio.rhost, nio.rport)
+            await self.engine.add_udp_port(port, nio.lport, nio.rhost, nio.rport, self.server.udp_host)
         elif isinstance(nio, NIONull):
             self.engine.add_null_port(port)
         else:

@@ -155,6 +155,9 @@ class Router(BaseVM):
                 await self.hv.send(f"{self.platform} set_chassis {self.qname} {self.chassis}")
             if self.platform == "c7200":
                 await self.hv.send(f"vm slot_add_binding {self.qname} 0 0 {self.slots[0]}")
+            chassis_mac = self.server.mac_base.dynamips(self.dynamips_id)  # None: dynamips' own ([Server] mac_base)
+            if chassis_mac is not None:
+                await self.hv.send(f"{self.platform} set_mac_addr {self.qname} {chassis_mac}")
             self.mac_addr = (await self.hv.send(f"{self.platform} get_mac_addr {self.qname}"))[0]
         except Exception:
             await self.hv.stop()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from gns3core.emulator.nio import NIO, NIONAT, NIOTAP, NIOUDP
 from gns3core.errors import EmulatorError
+from gns3core.macs import GNS3, MacBase
 
 # Options a client may put in `options` that this Qemu refuses or that would hang a start here.
 KVM_OPT_OUT = ("-no-kvm", "-icount")
@@ -17,8 +18,9 @@ KVM_FLAGS = ("-enable-kvm",)
 
 
 def default_mac(vm_id: str) -> str:
-    """The base MAC of a VM: `00:00:ab:<id[-4:-2]>:<id[-2:]>:00`, stable for the life of the VM id."""
-    return f"00:00:ab:{vm_id[-4:-2]}:{vm_id[-2:]}:00"
+    """GNS3's base MAC of a VM, `00:00:ab:<id[-4:-2]>:<id[-2:]>:00` (what `[Server] mac_base = gns3` gives; by default
+    the manager draws from the server's own base instead)."""
+    return MacBase(None, GNS3).qemu(vm_id)
 
 
 def adapter_mac(base_mac: str, index: int) -> str:

@@ -32,6 +32,12 @@ class QemuManager(VMManager):
         described = "; ".join(f"{p.name} {v or '(version unknown)'}" for p, v in zip(found, versions, strict=True))
         return ProgramStatus(found=True, path=str(found[0]), version=versions[0], message=described)
 
+    def default_mac(self, vm_id: str) -> str:
+        """The base MAC of a VM the client gives none: from the server's MAC base ([Server] mac_base), so servers
+        sharing a lab never hand out the same one, and never one another Qemu VM of this server uses."""
+        taken = {vm.mac_address for other_id, vm in self.vms.items() if other_id != vm_id}
+        return self.server.mac_base.qemu(vm_id, taken)
+
     async def build_vm(self, project: Project, vm_id: str, body: dict[str, Any]) -> QemuVM:
         vnc = body.get("console_type") == "vnc"
         # A VNC console port is reserved in the VNC range below; reserving it first in the telnet range would warn

@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,6 @@ from gns3_qemu.command import (
     LaunchPlan,
     build_command,
     clean_options,
-    default_mac,
     network_options,
     split_options,
     wants_no_kvm,
@@ -30,11 +30,12 @@ from gns3_qemu.host_options import check_options
 from gns3_qemu.monitor import Monitor, MonitorError, free_tcp_port, status_word
 from gns3_qemu.schemas import DISKS
 from gns3core.emulator import Adapter, BaseVM, ManagedProcess
-from gns3core.emulator.nio import NIO
+from gns3core.emulator.nio import NIO, NIOUDP
 from gns3core.errors import BadRequest, Conflict, EmulatorError
 from gns3core.files import cached_md5
 from gns3core.host_paths import server_roots
 from gns3core.ports import PortRange
+from gns3core.tunnels import local_address
 
 if TYPE_CHECKING:
     from gns3core.emulator.manager import VMManager
@@ -69,7 +70,7 @@ class QemuVM(BaseVM):
         self.qemu_path = ""
         self.platform = "x86_64"
         self.console_type = "telnet"
-        self.mac_address = default_mac(vm_id)
+        self.mac_address = manager.default_mac(vm_id)  # type: ignore[attr-defined]
         self.images: dict[str, Path | None] = dict.fromkeys(IMAGE_FIELDS)
         self.md5sums: dict[str, str | None] = dict.fromkeys(IMAGE_FIELDS)
         self.hw_virtualization = False
@@ -149,7 +150,7 @@ class QemuVM(BaseVM):
         elif key == "adapters":
             self.set_adapters(DEFAULTS.get("adapters", 1) if value is None else value)
         elif key == "mac_address":
-            self.mac_address = value.lower() if value else default_mac(self.id)
+            self.mac_address = value.lower() if value else self.manager.default_mac(self.id)  # type: ignore
         elif key == "linked_clone":
             self.linked_clone = bool(value)
         elif key == "options":
@@ -338,9 +339,25 @@ class QemuVM(BaseVM):
             kernel=self._existing_image("kernel_image", "kernel image"),
             kernel_command_line=self.settings["kernel_command_line"], monitor=monitor,
             network=network_options(nios, self.mac_address, self.settings["adapter_type"],
-                                    bool(self.settings["legacy_networking"]), self.server.host),
+                                    bool(self.settings["legacy_networking"]), await self._tunnel_address(nios)),
             options=clean_options(tokens, use_kvm),
         )
+
+    async def _tunnel_address(self, nios: list[NIO | None]) -> str:
+        """Where Qemu binds its UDP tunnels: [Server] udp_host, as an IPv4 address since Qemu's socket backend knows
+        IPv4 only (409 for an IPv6 rhost, with what to do)."""
+        loop = asyncio.get_running_loop()
+        for index, nio in enumerate(nios):
+            if not isinstance(nio, NIOUDP):
+                continue
+            try:
+                infos = await loop.getaddrinfo(nio.rhost, nio.rport, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                raise EmulatorError(f"Could not resolve the rhost {nio.rhost} of adapter {index}: {exc}") from None
+            if not any(info[0] == socket.AF_INET for info in infos):
+                raise Conflict(f"Adapter {index}: Qemu's UDP tunnels are IPv4 only and rhost {nio.rhost} has no IPv4 "
+                               "address; link this VM through an IPv4 address of the peer")
+        return local_address(self.server.udp_host, socket.AF_INET, "Qemu (UDP tunnels are IPv4 only in Qemu)")
 
     def _existing_image(self, key: str, what: str) -> str | None:
         path = self.images[key]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from gns3_vpcs import program
 from gns3_vpcs.console_probe import ConsoleProbe
-from gns3_vpcs.macs import MacPool
+from gns3_vpcs.macs import MacPool, mac_address
 from gns3_vpcs.vm import VPCSVM
 from gns3core.emulator import VMManager
 from gns3core.emulator.manager import ProgramStatus
@@ -63,6 +63,10 @@ class VPCSManager(VMManager):
 
     def release_mac(self, project: Project, mac_id: int) -> None:
         self.macs.release(project.id, mac_id)
+
+    def mac_address(self, mac_id: int) -> str:
+        """The address a PC with this offset has on its link (`[Server] mac_base`; 409 when that is invalid)."""
+        return mac_address(self.server.mac_base, mac_id)
 
     # -- VMs ---------------------------------------------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gns3_vpcs import program, startup_script
+from gns3_vpcs import program, relay, startup_script
 from gns3_vpcs.vpc_child import VPCChild
 from gns3core.emulator import Adapter, BaseVM, ManagedProcess
+from gns3core.emulator.links import LinkWiring
 from gns3core.emulator.nio import NIO, NIOUDP
 from gns3core.errors import Conflict, EmulatorError
 from gns3core.files import atomic_write
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 10.0
+_background: set[asyncio.Task] = set()  # relays being closed after a crash
 LOG_NAME = "vpcs.log"
 
 
@@ -47,6 +49,7 @@ class VPCSVM(BaseVM):
         self._early_exit: tuple[int, str] | None = None
         self._vpc_died: int | None = None
         self._made_dir: Path | None = None
+        self._relay: relay.VPCSRelay | None = None
         self.command_line = ""  # the vpcs command of the last start, shown by the 1.5.4 client; not persisted
 
     # -- files -----------------------------------------------------------------------------------------------------
@@ -136,8 +139,15 @@ class VPCSVM(BaseVM):
             raise EmulatorError("This VPCS instance must be connected in order to start")
         path = program.resolve_path(self.manager.configured_path())
         version = await program.detect_version(path, str(self.vm_directory))
-        launch = program.Launch(path=path, version=version, console=self.console or 0, mac_id=self.mac_id, nio=nio,
-                                rhost=await _tunnel_host(nio), script=self.script_path.is_file())
+        if relay.needed(self, nio):
+            await self._open_relay()
+            nio = self._relay.vpcs_nio  # type: ignore[union-attr]
+        try:
+            launch = program.Launch(path=path, version=version, console=self.console or 0, mac_id=self.mac_id,
+                                    nio=nio, rhost=await _tunnel_host(nio), script=self.script_path.is_file())
+        except BaseException:
+            await self._close_relay()
+            raise
         argv = program.command_line(launch)
         process = ManagedProcess("VPCS", argv, cwd=self.vm_directory,
                                  log_path=self.vm_directory / LOG_NAME, on_exit=self.process_exited)
@@ -151,6 +161,7 @@ class VPCSVM(BaseVM):
             if self._process is process:
                 self._process = None
             await _end(process, vpc)
+            await self._close_relay()
             raise
         finally:
             self._starting = False
@@ -191,6 +202,7 @@ class VPCSVM(BaseVM):
         process, vpc = self._process, self._vpc
         self._process = self._vpc = None
         await _end(process, vpc)
+        await self._close_relay()
         self.set_stopped()
 
     async def close(self) -> None:
@@ -204,6 +216,7 @@ class VPCSVM(BaseVM):
             try:
                 await super().close()
             finally:
+                await self._close_relay()
                 self.manager.release_mac(self.project, self.mac_id)
 
     def process_exited(self, returncode: int, output: str) -> None:
@@ -219,7 +232,33 @@ class VPCSVM(BaseVM):
             vpc.close()
         if self._vpc_died is not None:
             output = f"(its virtual PC, pid {self._vpc_died}, ended first)\n{output}"
+        if self._relay is not None:
+            task = asyncio.get_running_loop().create_task(self._close_relay())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
         super().process_exited(returncode, output)
+
+    # -- the relay (gns3_vpcs.relay) ---------------------------------------------------------------------------------
+
+    async def _open_relay(self) -> None:
+        """vpcs talks to a relay on the loopback; the core's link wiring joins it to the NIO (409 on failure)."""
+        self._relay = relay.VPCSRelay(self)
+        self.links = LinkWiring(self, self._relay.endpoint)
+        try:
+            await self.links.start()
+        except BaseException:
+            await self._close_relay()
+            raise
+
+    async def _close_relay(self) -> None:
+        links, current = self.links, self._relay
+        self.links, self._relay = None, None
+        try:
+            if links is not None:
+                await links.stop()
+        finally:
+            if current is not None:
+                current.release()
 
     def _vpc_exited(self) -> None:
         """The VPC ended on its own: end the console server too; its exit is then reported as a crash."""

@@ -33,15 +33,17 @@ class UdpLink:
     kind = "udp"
 
     def __init__(self, loop: asyncio.AbstractEventLoop, lport: int, rhost: str, rport: int,
-                 on_frame: FrameHandler) -> None:
+                 on_frame: FrameHandler, laddr: str | None = None) -> None:
+        """`laddr`: the address to bind ([Server] udp_host for the peer's family); all addresses when None."""
         family = socket.AF_INET6 if ":" in rhost else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
-            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", lport))
+            sock.bind((laddr or ("::" if family == socket.AF_INET6 else "0.0.0.0"), lport))
         except OSError as exc:
             sock.close()
-            raise LinkError(f"cannot open UDP port {lport}: {exc.strerror or exc}") from exc
+            where = f" on {laddr}" if laddr else ""
+            raise LinkError(f"cannot open UDP port {lport}{where}: {exc.strerror or exc}") from exc
         self.loop = loop
         self.sock = sock
         self.lport = lport
@@ -122,7 +124,8 @@ class TapLink:
 
 
 def open_link(loop: asyncio.AbstractEventLoop, spec: dict[str, Any], on_frame: FrameHandler) -> UdpLink | TapLink:
-    """The link a start or link message describes: {"kind": "udp", lport, rhost, rport} or {"kind": "tap", device}."""
+    """The link a start or link message describes: {"kind": "udp", lport, rhost, rport[, laddr]} or
+    {"kind": "tap", device}."""
     if spec.get("kind") == "tap":
         return TapLink(loop, str(spec["device"]), on_frame)
-    return UdpLink(loop, int(spec["lport"]), str(spec["rhost"]), int(spec["rport"]), on_frame)
+    return UdpLink(loop, int(spec["lport"]), str(spec["rhost"]), int(spec["rport"]), on_frame, spec.get("laddr"))

@@ -12,11 +12,11 @@ import ipaddress
 import socket
 from typing import TYPE_CHECKING, Any
 
-from gns3_vpcs.macs import mac_address
 from gns3_vpcs.vm import VPCSVM
 from gns3core.emulator import BaseVM
 from gns3core.emulator.nio import NIO, NIOTAP, NIOUDP
 from gns3core.errors import EmulatorError
+from gns3core.tunnels import local_address
 
 if TYPE_CHECKING:
     from gns3_vpcs.engine.supervisor import EngineWorker
@@ -35,8 +35,8 @@ class EngineVPCSVM(VPCSVM):
         nio = self.nio
         if nio is None:
             raise EmulatorError("This VPCS instance must be connected in order to start")
-        link = await link_spec(nio)
-        spec = {"mac": mac_address(self.mac_id), "directory": str(self.vm_directory),
+        link = await link_spec(nio, self.server.udp_host)
+        spec = {"mac": self.manager.mac_address(self.mac_id), "directory": str(self.vm_directory),
                 "console_host": self.server.console_host, "console": self.console, "link": link}
         try:
             worker = await self.manager.engine.start_pc(self, spec)
@@ -75,7 +75,7 @@ class EngineVPCSVM(VPCSVM):
         if worker is None:
             self.manager.engine.warm_up()
         if self.running and worker is not None:
-            await self.manager.engine.relink(self, worker, await link_spec(nio))
+            await self.manager.engine.relink(self, worker, await link_spec(nio, self.server.udp_host))
         await super().add_nio(adapter_number, port_number, nio)
 
     async def remove_nio(self, adapter_number: int, port_number: int) -> NIO | None:
@@ -86,8 +86,9 @@ class EngineVPCSVM(VPCSVM):
         return await super().remove_nio(adapter_number, port_number)
 
 
-async def link_spec(nio: NIO) -> dict[str, Any]:
-    """What the worker opens for a NIO: a UDP tunnel (remote host resolved here, IPv4 or IPv6) or a TAP device."""
+async def link_spec(nio: NIO, udp_host: str | None = None) -> dict[str, Any]:
+    """What the worker opens for a NIO: a UDP tunnel (remote host resolved here, IPv4 or IPv6, bound on `udp_host`
+    for that family) or a TAP device."""
     if isinstance(nio, NIOTAP):
         return {"kind": "tap", "device": nio.tap_device}
     if not isinstance(nio, NIOUDP):
@@ -100,7 +101,10 @@ async def link_spec(nio: NIO) -> dict[str, Any]:
         except OSError as exc:
             raise EmulatorError(f"Could not resolve the tunnel's rhost {nio.rhost}: {exc}") from exc
         rhost = str(infos[0][4][0])
-    return {"kind": "udp", "lport": nio.lport, "rhost": rhost, "rport": nio.rport}
+    link: dict[str, Any] = {"kind": "udp", "lport": nio.lport, "rhost": rhost, "rport": nio.rport}
+    if udp_host is not None:
+        link["laddr"] = local_address(udp_host, socket.AF_INET6 if ":" in rhost else socket.AF_INET, "VPCS")
+    return link
 
 
 def describe(pid: int | None, console: int | None, mac_id: int, link: dict[str, Any]) -> str:
