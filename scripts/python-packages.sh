@@ -19,3 +19,7 @@ for plugin in "$here"/plugins/*/; do
 done
 echo "==> installing gns3core and the plugins into $venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "${args[@]}"
+if [[ -n "$extra" ]]; then
+    # tests/deploy validates deploy/kubernetes offline, against the schemas this pinned release bundles.
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "kubernetes-validate==1.37.0" "PyYAML>=6"
+fi
