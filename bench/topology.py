@@ -6,7 +6,10 @@ each phase it reports the wall time, the time per node and the server's own CPU 
 process; the vpcs processes are not counted), plus the server's RSS when idle and with every VM running. The server
 runs with a temporary configuration and only the vpcs plugin (GNS3_PLUGINS=vpcs); everything started is killed.
 
-    python bench/topology.py [--n 40] [--concurrency 16] [--vpcs /usr/bin/vpcs]
+    python bench/topology.py [--n 40] [--concurrency 16] [--vpcs /usr/bin/vpcs] [--mac-base auto|gns3|02:4a:7c]
+
+`--mac-base gns3` runs vpcs on its NIOs as GNS3 did; by default (the server's own MAC base) each vpcs talks to a
+translating relay of the data plane (docs/multi-host.md), which this measures too.
 """
 
 from __future__ import annotations
@@ -179,13 +182,15 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=40, help="number of VPCS VMs (default 40)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
     parser.add_argument("--vpcs", default=shutil.which("vpcs"), help="the vpcs binary (default: vpcs on PATH)")
+    parser.add_argument("--mac-base", default="auto", help="[Server] mac_base (default auto; gns3: no relay)")
     args = parser.parse_args()
     if not args.vpcs:
         raise SystemExit("vpcs is not installed (apt-get install vpcs)")
     with tempfile.TemporaryDirectory(prefix="gns3-topology-") as tmp:
         config = write_config(Path(tmp) / "gns3_server.conf", Path(tmp),
                               Server={"console_start_port_range": 27000, "console_end_port_range": 27999,
-                                      "udp_start_port_range": 28000, "udp_end_port_range": 29999},
+                                      "udp_start_port_range": 28000, "udp_end_port_range": 29999,
+                                      "mac_base": args.mac_base},
                               VPCS={"vpcs_path": args.vpcs})
         process = ServerProcess(config, plugins="vpcs").start()
         server = psutil.Process(process.pid)
@@ -209,6 +214,7 @@ def main() -> int:
                     pass
     result.update({
         "concurrency": args.concurrency,
+        "mac_base": args.mac_base,
         "vpcs": args.vpcs,
         "vpcs_version": vpcs_version(args.vpcs),
         "cpus": os.cpu_count(),

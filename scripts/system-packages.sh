@@ -8,7 +8,8 @@ emulators=(vpcs qemu-system-x86 qemu-utils cpulimit curl)
 # binutils assembles the IOU stand-in image; libc6-i386 lets ldd inspect 32-bit images; ncompress checks NVRAM LZC.
 # jq: docs/quickstart.md's walkthrough (and its test) read the API's answers with it.
 # strace: the fuzzing test (tests/fuzz) watches every file the server and its emulators write.
-test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps strace binutils libc6-i386 ncompress jq)
+# mmdebstrap: tests/deploy build the server's container image (deploy/container/build-image.sh).
+test_tools=(busybox-static cpio tshark tcpdump iproute2 wrk procps strace binutils libc6-i386 ncompress jq mmdebstrap)
 
 want=("${emulators[@]}")
 if [[ "${1:-}" == "--with-test-tools" ]]; then
