@@ -135,8 +135,12 @@ async def test_killed_server_leaves_no_engine(server: tuple[ApiClient, ServerPro
     assert (await api.post(f"{base}/vpcs/vms/{vm['vm_id']}/start")).status == 200
     workers = engine_workers(process.pid)
     assert len(workers) == 1
+    control = workers[0].cmdline()[workers[0].cmdline().index("--control") + 1]
+    directory = Path(control).parent
+    assert directory.is_dir() and directory.name.startswith("gns3-vpcs-engine-")
     os.kill(process.pid, signal.SIGKILL)  # the server alone: ServerProcess.kill() would end its children itself
     _, alive = psutil.wait_procs(workers, timeout=10)
     for left in alive:
         left.kill()
     assert alive == [], "an engine worker outlived its server"
+    assert not directory.exists()  # the orphaned worker removed the server's engine directory on its way out

@@ -113,6 +113,9 @@ class EngineWorker:
 
     async def stop(self) -> None:
         """Requested stop (server shutting down): not a crash, nothing is reported."""
+        if self.alive and self.control is not None:
+            with contextlib.suppress(OSError):
+                self.control.send(protocol.encode({"op": "shutdown"}))
         self._disconnect("the built-in VPCS engine was stopped")
         if self.process is not None:
             await self.process.stop(timeout=STOP_TIMEOUT)
@@ -234,7 +237,7 @@ class EngineSupervisor:
     def directory(self) -> Path:
         """Control sockets and worker logs: a private temporary directory, removed with the supervisor."""
         if self._directory is None:
-            self._directory = Path(tempfile.mkdtemp(prefix="gns3-vpcs-engine-"))
+            self._directory = Path(tempfile.mkdtemp(prefix=protocol.DIRECTORY_PREFIX))
         return self._directory
 
     def wanted_workers(self) -> int:

@@ -14,9 +14,11 @@ import ctypes
 import logging
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ class Worker:
         self.loop = loop
         self.control = control
         self.pcs: dict[str, VirtualPC] = {}
+        self.stop_requested = False  # the server asked us to end (else it died, or closed the socket dying)
         control.setblocking(False)
         loop.add_reader(control.fileno(), self._readable)
         self.send({"event": "ready", "pid": os.getpid()})
@@ -92,6 +95,10 @@ class Worker:
             return self.relink(str(request["pc"]), request.get("link"))
         if op == "status":
             return self.status()
+        if op == "shutdown":
+            self.stop_requested = True
+            self.shutdown()
+            return {"ok": True}
         return {"error": f"unknown operation {op!r}"}
 
     def status(self) -> dict[str, Any]:
@@ -180,12 +187,28 @@ class Worker:
 
 
 def _die_with_parent() -> None:
-    """Ask the kernel for SIGKILL when the server process goes, so a killed server leaves no engine behind."""
+    """Ask the kernel for SIGTERM when the server process goes, so a killed server leaves no engine behind (the
+    worker then removes the server's engine directory too, which nobody else will)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def _orphaned_cleanup(control: str, parent: int) -> None:
+    """The server died without stopping us: remove its engine directory (control socket, worker logs).
+
+    A dying process closes its sockets before its children are handed to a new parent, so the control socket's end
+    can come a moment before getppid() changes: wait for that (briefly) before deciding."""
+    directory = Path(control).parent
+    if not parent or not directory.name.startswith(protocol.DIRECTORY_PREFIX):
+        return
+    deadline = time.monotonic() + 2.0
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if os.getppid() != parent:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _more_descriptors() -> None:
@@ -221,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         for pc_id in list(worker.pcs):
             worker.stop(pc_id)
         control.close()
+        if not worker.stop_requested:
+            _orphaned_cleanup(args.control, args.parent)
     return 0
 
 
