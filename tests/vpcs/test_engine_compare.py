@@ -46,8 +46,8 @@ SEQUENCE: list[tuple[str, float]] = [
     ("clear arp", 5), ("arp", 5), ("ip {me}/24", 10), ("ip {me} /25 10.0.0.126", 10), ("show", 5),
     ("ip {me} 24", 10), ("save", 5), ("save ../x", 5), ("save x y", 5), ("load nofile", 5), ("load /etc/passwd", 5),
     ("load", 10), ("sleep 1", 5), ("sleep 1 waiting here", 5), ("clear foo", 5), ("clear ip", 5), ("show ip", 5),
-    ("history", 5), ("clear hist", 5), ("history", 5), ("disconnect", 5),
-]
+    ("history", 5), ("clear hist", 5), ("history", 5),
+]  # not `disconnect`: vpcs's console server prints Good-bye racing its PC's prompt (the session test checks it)
 
 
 class RawConsole:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,12 @@ def _name(process: psutil.Process) -> str:
 # The two ways a VPCS VM runs ([VPCS] backend); modules whose tests must pass on both parametrize with this.
 BOTH_BACKENDS = pytest.mark.parametrize("vpcs_backend", ["vpcs", "builtin"], indirect=True)
 
-# Port ranges of their own, so these tests never meet another server's ports on the same machine.
+# Port ranges of their own, so these tests never meet another server's ports on the same machine; tunnel ports in a
+# window per test session (by pid), so two sessions running these tests at once rarely pick the same ones. (Console
+# ports stay one range: a test creates 255 VMs in one project.)
+_WINDOW = os.getpid() % 4
 CONSOLE_RANGE = ("24100", "24999")
-UDP_RANGE = ("25000", "26999")
+UDP_RANGE = (str(25000 + 500 * _WINDOW), str(25499 + 500 * _WINDOW))
 
 
 def fake_vpcs(directory: Path, version_line: str, name: str = "vpcs") -> Path:
