@@ -4,7 +4,11 @@ Emulators that expose a guest's serial port as a socket in server mode accept on
 holds that one connection and shares it among every telnet client of the node's console port: what the guest prints
 goes to all of them, what any of them types goes to the guest. Clients come and go without touching the serial
 connection. When the serial side closes (the emulator went away or reset its port) the relay says so through
-`on_hangup`, so the VM can check whether its emulator is gone, and connects again while it runs.
+`on_hangup`, so the VM can check whether its emulator is gone, and connects again while it is attached.
+
+The console port can be listened on for the node's whole life (`start` ... `stop`), so no other program takes it
+while the emulator is down, and the serial side attached only while the emulator runs (`attach` ... `detach`):
+telnet clients stay connected across stops and starts.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ class SerialConsoleRelay:
         return self._connected.is_set()
 
     async def start(self) -> None:
-        """Listen for telnet clients now and connect to the serial socket as soon as it exists."""
+        """Listen for telnet clients (the serial side waits for `attach`)."""
         if self._server is not None:
             return
         try:
@@ -103,7 +107,18 @@ class SerialConsoleRelay:
             reason = "the port is in use by another program" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise EmulatorError(f"Cannot listen for the console of {self.name} on {self.host}:{self.port}: "
                                 f"{reason or exc}") from None
-        self._serial_task = asyncio.get_running_loop().create_task(self._serial_loop())
+
+    def attach(self) -> None:
+        """The emulator runs: connect to its serial socket as soon as it exists, and again after each hang-up."""
+        if self._serial_task is None:
+            self._serial_task = asyncio.get_running_loop().create_task(self._serial_loop())
+
+    async def detach(self) -> None:
+        """The emulator stopped: drop the serial connection; telnet clients stay."""
+        task, self._serial_task = self._serial_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def wait_connected(self, timeout: float) -> bool:
         """True once the serial socket is connected, False when `timeout` passes first."""
@@ -115,11 +130,8 @@ class SerialConsoleRelay:
 
     async def stop(self) -> None:
         """Stop listening, hang up every client and the serial connection."""
+        await self.detach()
         server, self._server = self._server, None
-        task, self._serial_task = self._serial_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         clients = list(self._clients.items())
         self._clients.clear()
         for writer, client_task in clients:

@@ -69,7 +69,8 @@ async def test_clients_share_one_serial_connection_and_survive_hangups(tmp_path:
     hangups: list[int] = []
     port = free_tcp_port()
     relay = SerialConsoleRelay(serial.path, "127.0.0.1", port, "vm1", on_hangup=lambda: hangups.append(1))
-    await relay.start()  # before the serial socket exists: the relay waits for it
+    await relay.start()
+    relay.attach()  # before the serial socket exists: the relay waits for it
     try:
         assert not await relay.wait_connected(0.3)
         await serial.start()
@@ -92,6 +93,12 @@ async def test_clients_share_one_serial_connection_and_survive_hangups(tmp_path:
         assert hangups and serial.connections == 2
         w2.write(b"back\r")
         assert b"BACK" in await read_until(r2, b"BACK")
+        await relay.detach()  # the emulator stops: the client stays connected, the serial side goes
+        assert not relay.connected and relay.listening
+        relay.attach()
+        assert await relay.wait_connected(5) and serial.connections == 3
+        w2.write(b"third\r")
+        assert b"THIRD" in await read_until(r2, b"THIRD")
         w2.close()
     finally:
         await relay.stop()

@@ -38,6 +38,7 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     pipes = Path(tempfile.mkdtemp(prefix="gvb"))
     monkeypatch.setattr(tempfile, "tempdir", str(pipes))
     lab = StandIn(home)
+    lab.pipes = pipes
     lab.create_base_vm(BASE_VM, nics={1: "null"})
     yield lab
     left = lab.kill_leftovers()
@@ -53,7 +54,9 @@ def state_check_interval() -> str:
 
 @pytest.fixture
 def gns3_config_overrides(standin: StandIn, state_check_interval: str) -> dict[str, dict[str, str]]:
-    # Tunnel ports away from the default range other suites (and their emulators) use on this shared machine.
+    # Tunnel and console ports away from the default ranges other suites (and their emulators) use here.
     udp = 42000 + (os.getpid() % 50) * 100
+    console = 7100 + (os.getpid() % 40) * 20
     return {"VirtualBox": {"vboxmanage_path": standin.program, "state_check_interval": state_check_interval},
-            "Server": {"udp_start_port_range": str(udp), "udp_end_port_range": str(udp + 99)}}
+            "Server": {"udp_start_port_range": str(udp), "udp_end_port_range": str(udp + 99),
+                       "console_start_port_range": str(console), "console_end_port_range": str(console + 19)}}

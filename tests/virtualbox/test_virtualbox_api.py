@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from conftest import BASE_VM
@@ -353,3 +354,18 @@ async def test_vm_of_unknown_id_and_bad_body(api, project, standin: StandIn) -> 
     vm = await create(api, pid)
     reply = await api.put(f"{base(pid)}/{vm['vm_id']}", {"adapter_type": "x" * 1000})
     assert reply.status == 400
+
+
+async def test_hardware_virtualization_held_by_another_emulator(api, project, standin: StandIn, gns3_server) -> None:
+    pid = project["project_id"]
+    vm = await create(api, pid)
+    kvm_guest = SimpleNamespace(hw_virtualization=True, status="started")
+    gns3_server.emulators["kvm-user"] = SimpleNamespace(vms={"x": kvm_guest})
+    try:
+        reply = await api.post(f"{base(pid)}/{vm['vm_id']}/start")
+        assert reply.status == 409 and "hardware virtualization (VT-x/AMD-V) is already used" in reply.json["message"]
+        standin.run("modifyvm", BASE_VM, "--hwvirtex", "off")  # a VM without VT-x/AMD-V may start
+        assert (await api.post(f"{base(pid)}/{vm['vm_id']}/start")).status == 204
+        assert (await api.post(f"{base(pid)}/{vm['vm_id']}/stop")).status == 204
+    finally:
+        del gns3_server.emulators["kvm-user"]

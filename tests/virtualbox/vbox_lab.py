@@ -21,6 +21,7 @@ VBOXMANAGE = STANDIN_DIR / "VBoxManage"
 class StandIn:
     def __init__(self, home: Path) -> None:
         self.home = home
+        self.pipes: Path | None = None  # the temp dir the server's serial sockets go to, when tests set one
 
     @property
     def program(self) -> str:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SECTION = "VirtualBox"
 STATE_CHECK_INTERVAL = 5.0
-SETTINGS_AFTER_CREATE = ("enable_remote_console", "headless", "acpi_shutdown", "use_any_adapter", "adapter_type")
+SETTINGS_AFTER_CREATE = ("headless", "acpi_shutdown", "use_any_adapter", "adapter_type")
 
 
 class VirtualBoxManager(VMManager):
@@ -109,7 +109,7 @@ class VirtualBoxManager(VMManager):
             for key in SETTINGS_AFTER_CREATE:
                 if key in body:
                     await vm.update_field(key, body[key])
-            vm.enable_remote_console = body.get("enable_remote_console", False)
+            await vm.set_remote_console(body.get("enable_remote_console", False))
         except BaseException:
             vm.clone_registered = False
             await vm.close()

@@ -144,8 +144,8 @@ class VirtualBoxVM(BaseVM):
         await super().update({k: v for k, v in changes.items()
                               if k not in ("vmname", "enable_remote_console", "adapters", "ram")})
         if self.console != console and self._relay is not None:
-            await self._stop_relay()
-            await self._start_relay()
+            await self._close_console()
+            await self.open_console()
 
     async def update_field(self, key: str, value: Any) -> None:
         if key in ("adapter_type", "use_any_adapter", "headless", "acpi_shutdown") and value is not None:
@@ -174,10 +174,10 @@ class VirtualBoxVM(BaseVM):
 
     async def set_remote_console(self, enabled: bool) -> None:
         self.enable_remote_console = enabled
-        if self.active and enabled and self._relay is None:
-            await self._start_relay()
-        elif not enabled and self._relay is not None:
-            await self._stop_relay()
+        if enabled:
+            await self.open_console()
+        else:
+            await self._close_console()
 
     def set_adapters(self, count: int) -> None:
         """Recreate the adapters (every link is dropped), as the reference did."""
@@ -227,12 +227,11 @@ class VirtualBoxVM(BaseVM):
             try:
                 await self.vbox.run("guestproperty", "set", self.vmname, "NameInGNS3", self.name)
                 await self.vbox.run("guestproperty", "set", self.vmname, "ProjectDirInGNS3", str(self.vm_directory))
-                if self.enable_remote_console:
-                    await self._start_relay()
             except Exception:
                 await self._power_off()
                 raise
             self.status = "started"
+            await self._attach_console()
             self._watch = asyncio.get_running_loop().create_task(self._watch_state())
             self.set_started()
 
@@ -248,7 +247,8 @@ class VirtualBoxVM(BaseVM):
         if watch is not None and watch is not asyncio.current_task():
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
-        await self._stop_relay()
+        if self._relay is not None:
+            await self._relay.detach()
         try:
             state = (await self.vbox.machine_info(self.vmname)).get("VMState", "")
         except EmulatorError as exc:
@@ -323,6 +323,7 @@ class VirtualBoxVM(BaseVM):
                 self.project.emit("log.error", {"message": f"Could not close the linked clone {self.vmname}: "
                                                            f"{exc.message}"})
             finally:
+                await self._close_console()
                 (pipe_directory() / self.id).unlink(missing_ok=True)
 
     # -- crash watch -----------------------------------------------------------------------------------------------
@@ -359,23 +360,35 @@ class VirtualBoxVM(BaseVM):
         log.error(message)
         self.project.emit("log.error", {"message": message})
         self._watch = None
-        await self._stop_relay()
+        if self._relay is not None:
+            await self._relay.detach()
         self.hw_virtualization = False
-        self.set_stopped()
         await self._reset_settings()
+        self.set_stopped()
 
     # -- console ---------------------------------------------------------------------------------------------------
 
-    async def _start_relay(self) -> None:
+    async def open_console(self) -> None:
+        """With the remote console on, the console port is listened on for the node's whole life (no other program
+        can take it while the VM is down); the serial socket is joined while the VM runs."""
+        if self._relay is not None or self.closed:
+            return
         relay = SerialConsoleRelay(self.pipe_path, self.server.console_host, self.console or 0, self.name,
                                    on_hangup=self._serial_hung_up)
         await relay.start()
         self._relay = relay
-        if not await relay.wait_connected(PIPE_WAIT):
+        if self.active:
+            await self._attach_console()
+
+    async def _attach_console(self) -> None:
+        if self._relay is None:
+            return
+        self._relay.attach()
+        if not await self._relay.wait_connected(PIPE_WAIT):
             self.project.warn(f"The serial console of VirtualBox VM {self.name} did not appear at {self.pipe_path} "
                               f"within {PIPE_WAIT:.0f} s; telnet clients will be connected once it does")
 
-    async def _stop_relay(self) -> None:
+    async def _close_console(self) -> None:
         relay, self._relay = self._relay, None
         if relay is not None:
             await relay.stop()
