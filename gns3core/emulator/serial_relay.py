@@ -6,9 +6,9 @@ goes to all of them, what any of them types goes to the guest. Clients come and 
 connection. When the serial side closes (the emulator went away or reset its port) the relay says so through
 `on_hangup`, so the VM can check whether its emulator is gone, and connects again while it is attached.
 
-The console port can be listened on for the node's whole life (`start` ... `stop`), so no other program takes it
-while the emulator is down, and the serial side attached only while the emulator runs (`attach` ... `detach`):
-telnet clients stay connected across stops and starts.
+`start()` listens and joins the serial socket at once. A VM may instead listen for the node's whole life
+(`start(attach=False)` ... `stop`), so no other program takes the port while the emulator is down, and join the
+serial side only while the emulator runs (`attach` ... `detach`): telnet clients stay connected across restarts.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class SerialConsoleRelay:
         """Whether the serial socket is connected right now."""
         return self._connected.is_set()
 
-    async def start(self) -> None:
-        """Listen for telnet clients (the serial side waits for `attach`)."""
+    async def start(self, attach: bool = True) -> None:
+        """Listen for telnet clients and, unless `attach` is false, join the serial socket as soon as it exists."""
         if self._server is not None:
             return
         try:
@@ -107,6 +107,8 @@ class SerialConsoleRelay:
             reason = "the port is in use by another program" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise EmulatorError(f"Cannot listen for the console of {self.name} on {self.host}:{self.port}: "
                                 f"{reason or exc}") from None
+        if attach:
+            self.attach()
 
     def attach(self) -> None:
         """The emulator runs: connect to its serial socket as soon as it exists, and again after each hang-up."""

@@ -69,8 +69,7 @@ async def test_clients_share_one_serial_connection_and_survive_hangups(tmp_path:
     hangups: list[int] = []
     port = free_tcp_port()
     relay = SerialConsoleRelay(serial.path, "127.0.0.1", port, "vm1", on_hangup=lambda: hangups.append(1))
-    await relay.start()
-    relay.attach()  # before the serial socket exists: the relay waits for it
+    await relay.start()  # before the serial socket exists: the relay waits for it
     try:
         assert not await relay.wait_connected(0.3)
         await serial.start()

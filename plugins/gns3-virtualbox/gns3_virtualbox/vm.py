@@ -375,7 +375,7 @@ class VirtualBoxVM(BaseVM):
             return
         relay = SerialConsoleRelay(self.pipe_path, self.server.console_host, self.console or 0, self.name,
                                    on_hangup=self._serial_hung_up)
-        await relay.start()
+        await relay.start(attach=False)
         self._relay = relay
         if self.active:
             await self._attach_console()
