@@ -52,11 +52,15 @@ def state_check_interval() -> str:
     return "60"
 
 
-@pytest.fixture
-def gns3_config_overrides(standin: StandIn, state_check_interval: str) -> dict[str, dict[str, str]]:
-    # Tunnel and console ports away from the default ranges other suites (and their emulators) use here.
+def private_port_ranges() -> dict[str, str]:
+    """Tunnel and console ports away from the default ranges other suites (and their emulators) use here."""
     udp = 42000 + (os.getpid() % 50) * 100
     console = 7100 + (os.getpid() % 40) * 20
+    return {"udp_start_port_range": str(udp), "udp_end_port_range": str(udp + 99),
+            "console_start_port_range": str(console), "console_end_port_range": str(console + 19)}
+
+
+@pytest.fixture
+def gns3_config_overrides(standin: StandIn, state_check_interval: str) -> dict[str, dict[str, str]]:
     return {"VirtualBox": {"vboxmanage_path": standin.program, "state_check_interval": state_check_interval},
-            "Server": {"udp_start_port_range": str(udp), "udp_end_port_range": str(udp + 99),
-                       "console_start_port_range": str(console), "console_end_port_range": str(console + 19)}}
+            "Server": private_port_ranges()}

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import BASE_VM
+from conftest import BASE_VM, private_port_ranges
 from vbox_lab import StandIn
 
 from gns3core.testing.server import ServerProcess, write_config
@@ -28,7 +28,7 @@ def call(server: ServerProcess, method: str, path: str, body: object = None) -> 
     request = urllib.request.Request(server.url + path, data=json.dumps(body if body is not None else {}).encode(),
                                      method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=60) as reply:
+        with urllib.request.urlopen(request, timeout=300) as reply:  # generous: CI machines may be loaded
             status, raw = reply.status, reply.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
@@ -36,14 +36,15 @@ def call(server: ServerProcess, method: str, path: str, body: object = None) -> 
 
 
 def test_client_lists_creates_links_starts_stops_deletes(standin: StandIn, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "gns3_server.conf", tmp_path,
+    config = write_config(tmp_path / "gns3_server.conf", tmp_path, Server=private_port_ranges(),
                           VirtualBox={"vboxmanage_path": standin.program})
     env = {**os.environ, "TMPDIR": str(standin.pipes)}
     listing = subprocess.run([sys.executable, "-m", "gns3core", "--config", str(config), "--list-plugins"],
                              capture_output=True, text=True, env=env, timeout=60)
     assert "virtualbox" in listing.stdout and "7.0.14_standin" in listing.stdout, listing.stdout
 
-    with ServerProcess(config, plugins="virtualbox", env=env, log=tmp_path / "server.log") as server:
+    server = ServerProcess(config, plugins="virtualbox", env=env, log=tmp_path / "server.log").start(timeout=120)
+    try:
         status, version = call(server, "GET", "/v1/version")
         assert status == 200 and version["version"] == "1.5.4"
         status, project = call(server, "POST", "/v1/projects", {"name": "lab", "temporary": False})
@@ -71,4 +72,6 @@ def test_client_lists_creates_links_starts_stops_deletes(standin: StandIn, tmp_p
         assert call(server, "DELETE", url) == (204, None)
         assert "VM1-1" not in standin.vms()  # the clone was handed back to its directory and unregistered
         assert call(server, "POST", f"/v1/projects/{pid}/close")[0] == 204
+    finally:
+        server.stop(timeout=120)  # the server powers its VMs off before it exits
     assert "Traceback" not in (tmp_path / "server.log").read_text()

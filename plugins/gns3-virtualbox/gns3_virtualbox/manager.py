@@ -48,7 +48,7 @@ class VirtualBoxManager(VMManager):
             return STATE_CHECK_INTERVAL
         return max(0.2, value)
 
-    def hardware_virtualization_taken(self, asking: VirtualBoxVM) -> bool:
+    def hardware_virtualization_taken(self) -> bool:
         """Whether a running VM of another emulator (Qemu with KVM, VMware) holds VT-x/AMD-V."""
         for manager in self.server.emulators.values():
             if manager is self:

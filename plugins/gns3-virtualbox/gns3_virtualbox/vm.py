@@ -120,7 +120,8 @@ class VirtualBoxVM(BaseVM):
     async def load_machine(self) -> dict[str, str]:
         """Read the VM from VirtualBox: its RAM and how many adapters its chipset has."""
         info = await self.vbox.machine_info(self.vmname)
-        self.ram = int(info.get("memory", "0") or 0) if info.get("memory", "").isdigit() else 0
+        memory = info.get("memory", "")
+        self.ram = int(memory) if memory.isdigit() else 0
         self.max_adapters = await self.vbox.max_adapters(info)
         return info
 
@@ -207,7 +208,7 @@ class VirtualBoxVM(BaseVM):
                 return
             if state not in STARTABLE_STATES:
                 raise Conflict(f"VirtualBox VM not powered off: {self.vmname} is {state or 'in an unknown state'}")
-            if info.get("hwvirtex") == "on" and self.manager.hardware_virtualization_taken(self):
+            if info.get("hwvirtex") == "on" and self.manager.hardware_virtualization_taken():
                 raise Conflict(HW_VIRT_TAKEN)
             nios = {index: nio for index, adapter in enumerate(self.adapters) if (nio := adapter.ports.get(0))}
             plan = network.start_plan(info, nios, len(self.adapters), await self.vbox.max_adapters(info),

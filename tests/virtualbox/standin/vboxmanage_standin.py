@@ -48,7 +48,7 @@ from standin_machines import (
 
 LOGO = f"VBoxManage stand-in {VERSION}: a test double for Oracle VM VirtualBox's VBoxManage, not VirtualBox\n\n"
 HERE = Path(os.path.realpath(__file__)).parent
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0  # a generous bound: a loaded test machine starts Python slowly
 LOCKED = "code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine"
 
 
