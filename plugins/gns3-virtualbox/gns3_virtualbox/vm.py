@@ -206,6 +206,8 @@ class VirtualBoxVM(BaseVM):
                 await self.vbox.run("controlvm", self.vmname, "resume")
                 self.status = "started"
                 return
+            if state == "running" and self.status == "started":
+                return  # started by this server already: nothing to do
             if state not in STARTABLE_STATES:
                 raise Conflict(f"VirtualBox VM not powered off: {self.vmname} is {state or 'in an unknown state'}")
             if info.get("hwvirtex") == "on" and self.manager.hardware_virtualization_taken():
