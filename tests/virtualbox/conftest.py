@@ -6,16 +6,13 @@ it at a VirtualBox installed elsewhere; the stand-in keeps its state in the test
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import gns3_virtualbox.plugin
 import pytest
-from vbox_lab import StandIn
-
-BASE_VM = "VM1"
+from vbox_lab import BASE_VM, StandIn, private_port_ranges
 
 
 @pytest.fixture
@@ -50,14 +47,6 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def state_check_interval() -> str:
     """Slow by default, so the exact VBoxManage calls a request makes are not mixed with state checks."""
     return "60"
-
-
-def private_port_ranges() -> dict[str, str]:
-    """Tunnel and console ports away from the default ranges other suites (and their emulators) use here."""
-    udp = 42000 + (os.getpid() % 50) * 100
-    console = 7100 + (os.getpid() % 40) * 20
-    return {"udp_start_port_range": str(udp), "udp_end_port_range": str(udp + 99),
-            "console_start_port_range": str(console), "console_end_port_range": str(console + 19)}
 
 
 @pytest.fixture

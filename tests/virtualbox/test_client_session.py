@@ -16,8 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import BASE_VM, private_port_ranges
-from vbox_lab import StandIn
+from vbox_lab import BASE_VM, StandIn, private_port_ranges
 
 from gns3core.testing.server import ServerProcess, write_config
 

@@ -8,8 +8,7 @@ import os
 import signal
 
 import pytest
-from conftest import BASE_VM
-from vbox_lab import StandIn
+from vbox_lab import BASE_VM, StandIn
 
 from gns3core.testing.telnet import strip_telnet
 

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import BASE_VM
-from vbox_lab import StandIn
+from vbox_lab import BASE_VM, StandIn
 
 pytestmark = pytest.mark.timeout(180)
 

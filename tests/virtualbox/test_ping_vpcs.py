@@ -12,8 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BASE_VM
-from vbox_lab import StandIn
+from vbox_lab import BASE_VM, StandIn
 
 from gns3core.testing import require
 from gns3core.testing.ports import free_tcp_port, free_vpcs_udp_port

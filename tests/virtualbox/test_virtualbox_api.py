@@ -7,8 +7,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from conftest import BASE_VM
-from vbox_lab import StandIn
+from vbox_lab import BASE_VM, StandIn
 
 from gns3core.testing.ports import free_tcp_port
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BASE_VM
+from vbox_lab import BASE_VM
 
 from gns3core.testing.conformance import ConsoleSection, EmulatorConformance, LinkChangeSection, StartStopSection
 

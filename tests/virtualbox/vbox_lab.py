@@ -16,6 +16,15 @@ from typing import Any
 
 STANDIN_DIR = Path(__file__).parent / "standin"
 VBOXMANAGE = STANDIN_DIR / "VBoxManage"
+BASE_VM = "VM1"  # the VM every test's stand-in starts with
+
+
+def private_port_ranges() -> dict[str, str]:
+    """Tunnel and console ports away from the default ranges other suites (and their emulators) use here."""
+    udp = 42000 + (os.getpid() % 50) * 100
+    console = 7100 + (os.getpid() % 40) * 20
+    return {"udp_start_port_range": str(udp), "udp_end_port_range": str(udp + 99),
+            "console_start_port_range": str(console), "console_end_port_range": str(console + 19)}
 
 
 class StandIn:
