@@ -745,7 +745,7 @@ def cmd_startvm(registry: Registry, args: Args) -> None:
     with open(logs / "VBox.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, str(HERE / "VBoxHeadless"), "--comment", machine.name, "--startvm", machine.uuid],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=machine.folder,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=registry.home,  # as VBoxSVC's
             start_new_session=True,  # the VM outlives this call, as VirtualBox's VM process does
         )
     write_file(registry.sessions / f"{machine.uuid}.json",
