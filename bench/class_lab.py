@@ -17,6 +17,10 @@ Requests are sent by one client per project (student group), one at a time each:
 number of projects.
     python bench/class_lab.py --n 0 --compare 100        # only the side-by-side comparison
 
+The servers run with `[Server] mac_base = gns3` unless --mac-base says otherwise: the real vpcs then binds its NIOs
+itself, as under GNS3; with the server's own MAC base every vpcs talks through a relay (docs/multi-host.md), which
+starves when 100 busy-looping vpcs take the CPU.
+
 Prints one JSON object. Everything it starts is stopped; the servers use temporary directories and their own ports.
 """
 
@@ -351,12 +355,13 @@ def percentile(samples: list[float], fraction: float, scale: float = 1000.0) -> 
     return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * scale, 3)
 
 
-def run_lab(backend: str, n: int, projects: int, concurrency: int, workers: int, vpcs: str | None) -> dict[str, Any]:
+def run_lab(backend: str, n: int, projects: int, concurrency: int, workers: int, vpcs: str | None,
+            mac_base: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gns3-class-lab-") as tmp:
         sections: dict[str, dict[str, Any]] = {
             # outside the kernel's ephemeral range (32768-60999 here), where this client's own sockets land
             "Server": {"console_start_port_range": 61000, "console_end_port_range": 63999,
-                       "udp_start_port_range": 12000, "udp_end_port_range": 17999},
+                       "udp_start_port_range": 12000, "udp_end_port_range": 17999, "mac_base": mac_base},
             "VPCS": {"backend": backend, "builtin_workers": workers},
         }
         if vpcs:
@@ -401,19 +406,22 @@ def main() -> int:
                         help="API requests in flight (default: one per project)")
     parser.add_argument("--workers", type=int, default=1, help="[VPCS] builtin_workers (default 1)")
     parser.add_argument("--vpcs", default=shutil.which("vpcs"), help="the real vpcs (default: vpcs on PATH)")
+    parser.add_argument("--mac-base", default="gns3", help="[Server] mac_base (default gns3: no relay for vpcs)")
     args = parser.parse_args()
-    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "mac_base": args.mac_base,
                               "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if args.n:
         concurrency = args.concurrency or args.projects
-        report["lab"] = run_lab("builtin", args.n, args.projects, concurrency, args.workers, None)
+        report["lab"] = run_lab("builtin", args.n, args.projects, concurrency, args.workers, None, args.mac_base)
     if args.compare:
         projects = max(1, min(args.projects, args.compare // 10))
         concurrency = args.concurrency or projects
         comparison: dict[str, Any] = {"n": args.compare, "projects": projects}
         if args.vpcs:
-            comparison["vpcs"] = run_lab("vpcs", args.compare, projects, concurrency, args.workers, args.vpcs)
-        comparison["builtin"] = run_lab("builtin", args.compare, projects, concurrency, args.workers, None)
+            comparison["vpcs"] = run_lab("vpcs", args.compare, projects, concurrency, args.workers, args.vpcs,
+                                         args.mac_base)
+        comparison["builtin"] = run_lab("builtin", args.compare, projects, concurrency, args.workers, None,
+                                        args.mac_base)
         if "vpcs" in comparison:
             comparison["builtin_cycle_over_vpcs_cycle"] = round(
                 comparison["builtin"]["cycle_seconds"] / comparison["vpcs"]["cycle_seconds"], 3)
