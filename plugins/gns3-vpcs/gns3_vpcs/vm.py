@@ -49,6 +49,8 @@ class VPCSVM(BaseVM):
         self._early_exit: tuple[int, str] | None = None
         self._vpc_died: int | None = None
         self._made_dir: Path | None = None
+        self._made_for: Path | None = None
+        self._script_seen: tuple[tuple[int, int, int], str] | None = None
         self._relay: relay.VPCSRelay | None = None
         self.command_line = ""  # the vpcs command of the last start, shown by the 1.5.4 client; not persisted
 
@@ -56,24 +58,34 @@ class VPCSVM(BaseVM):
 
     @property
     def vm_directory(self) -> Path:
-        path = self.project.files_dir / self.module_name / self.id
-        if self._made_dir != path:  # created once, not on every GET
+        files_dir = self.project.files_dir
+        if self._made_dir is None or self._made_for != files_dir:  # created once, not on every GET
+            path = files_dir / self.module_name / self.id
             path.mkdir(parents=True, exist_ok=True)
-            self._made_dir = path
-        return path
+            self._made_dir, self._made_for = path, files_dir
+        return self._made_dir
 
     @property
     def script_path(self) -> Path:
         return self.vm_directory / program.SCRIPT_NAME
 
     def read_script(self) -> str | None:
-        """The startup script as it is on disk now (vpcs's own `save` rewrites it)."""
+        """The startup script as it is on disk now (vpcs's own `save` rewrites it). Read again only when the file
+        changed: every VM object carries it, and starts, stops and GETs would otherwise read it each time."""
+        path = self.script_path
         try:
-            return self.script_path.read_text(encoding="utf-8", errors="replace")
+            st = os.stat(path)
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if self._script_seen is not None and self._script_seen[0] == key:
+                return self._script_seen[1]
+            content = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
+            self._script_seen = None
             return None
         except OSError as exc:
             raise EmulatorError(f"Could not read the startup script of VPCS {self.name}: {exc.strerror}") from exc
+        self._script_seen = (key, content)
+        return content
 
     def write_script(self, content: str) -> None:
         atomic_write(self.script_path, startup_script.render(content, self.name))
