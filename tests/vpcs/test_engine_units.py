@@ -135,3 +135,18 @@ def test_tap_link_in_a_namespace_of_its_own() -> None:
     finally:
         subprocess.run(["ip", "netns", "del", namespace], check=False)
     assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_stale_engine_directories_are_removed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server killed with its workers leaves its engine directory; the next engine to start removes it (and only
+    directories of servers that are gone)."""
+    from gns3_vpcs.engine import supervisor
+
+    monkeypatch.setattr(supervisor.tempfile, "tempdir", str(tmp_path))
+    gone, alive, unknown = (tmp_path / f"{protocol.DIRECTORY_PREFIX}{name}" for name in ("gone", "alive", "unknown"))
+    for directory in (gone, alive, unknown):
+        directory.mkdir()
+    (gone / supervisor.OWNER_FILE).write_text("999999999 12")  # no such process
+    (alive / supervisor.OWNER_FILE).write_text(supervisor._process_identity(os.getpid()) or "")
+    supervisor.remove_stale_directories()
+    assert not gone.exists() and alive.exists() and unknown.exists()

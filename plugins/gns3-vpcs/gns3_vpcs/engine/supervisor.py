@@ -223,6 +223,30 @@ class EngineWorker:
                 vm.engine_exited(int(message.get("code", 0)), str(message.get("output", "")))
 
 
+OWNER_FILE = "server"
+
+
+def _process_identity(pid: int) -> str | None:
+    """`<pid> <start time in clock ticks>`: unique for the life of the machine (a reused pid starts later)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return f"{pid} {int(fields[19])}"
+
+
+def remove_stale_directories() -> None:
+    """Engine directories whose server is gone (it was killed along with its workers): nobody else removes them."""
+    for directory in Path(tempfile.gettempdir()).glob(protocol.DIRECTORY_PREFIX + "*"):
+        try:
+            owner = (directory / OWNER_FILE).read_text().split()
+        except OSError:
+            continue  # not written yet by its server, or not ours to judge
+        if len(owner) == 2 and owner[0].isdigit() and _process_identity(int(owner[0])) != " ".join(owner):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 class EngineSupervisor:
     """The workers of one server and the PCs they run."""
 
@@ -235,9 +259,13 @@ class EngineSupervisor:
         self._warming: asyncio.Task[None] | None = None
 
     def directory(self) -> Path:
-        """Control sockets and worker logs: a private temporary directory, removed with the supervisor."""
+        """Control sockets and worker logs: a private temporary directory, removed with the supervisor. It names its
+        server (pid and start time), so the directories of servers that died without removing theirs go too."""
         if self._directory is None:
-            self._directory = Path(tempfile.mkdtemp(prefix=protocol.DIRECTORY_PREFIX))
+            remove_stale_directories()
+            directory = Path(tempfile.mkdtemp(prefix=protocol.DIRECTORY_PREFIX))
+            (directory / OWNER_FILE).write_text(_process_identity(os.getpid()) or "")
+            self._directory = directory
         return self._directory
 
     def wanted_workers(self) -> int:
