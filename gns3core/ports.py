@@ -45,7 +45,9 @@ def tcp_port_is_free(port: int, host: str) -> bool:
 
 
 def udp_port_is_free(port: int, host: str) -> bool:
-    return _probe(port, host, socket.SOCK_DGRAM)
+    """Free for a tunnel: probed without SO_REUSEADDR, since emulators (qemu) set it on their tunnel sockets, and two
+    sockets that both set it may share a UDP port; UDP has no TIME_WAIT that the option would be needed for."""
+    return _probe(port, host, socket.SOCK_DGRAM, reuse=False)
 
 
 @dataclass

@@ -41,6 +41,17 @@ def test_tcp_lowest_free_first(tcp_base, udp_base) -> None:
     assert ports.ports_of("p1") == ({tcp_base, tcp_base + 3}, set())
 
 
+@pytest.mark.parametrize("holder", ["127.0.0.1", "0.0.0.0"])
+def test_udp_port_held_with_reuseaddr_is_not_free(tcp_base, udp_base, holder: str) -> None:
+    """qemu sets SO_REUSEADDR on its tunnel sockets: a port it holds must not look free to the server."""
+    ports = PortManager("127.0.0.1", PortRange(tcp_base, tcp_base + 9), PortRange(udp_base, udp_base + 19),
+                        udp_host="0.0.0.0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind((holder, udp_base))
+        assert ports.get_free_udp_port("p1") == udp_base + 1
+
+
 def test_tcp_range_exhausted(tcp_base, udp_base) -> None:
     ports = manager(tcp_base, udp_base, tcp_size=2)
     ports.get_free_tcp_port("p")
