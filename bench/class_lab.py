@@ -18,8 +18,8 @@ number of projects.
     python bench/class_lab.py --n 0 --compare 100        # only the side-by-side comparison
 
 The servers run with `[Server] mac_base = gns3` unless --mac-base says otherwise: the real vpcs then binds its NIOs
-itself, as under GNS3; with the server's own MAC base every vpcs talks through a relay (docs/multi-host.md), which
-starves when 100 busy-looping vpcs take the CPU.
+itself, as under GNS3; with the server's own MAC base (--mac-base auto) every vpcs talks through a relay
+(docs/multi-host.md).
 
 Prints one JSON object. Everything it starts is stopped; the servers use temporary directories and their own ports.
 """

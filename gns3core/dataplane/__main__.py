@@ -1,4 +1,5 @@
-"""``python -m gns3core.dataplane CONTROL_FD``: the worker process of a process bridge (started by the server)."""
+"""``python -m gns3core.dataplane CONTROL_FD`` (or ``--shared MASTER_FD``): the worker process of process bridges
+(started by the server)."""
 
 from .worker import main
 

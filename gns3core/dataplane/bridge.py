@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .capture import PcapWriter
 from .endpoints import Endpoint
@@ -403,25 +403,28 @@ class Bridge:
                 # A broken endpoint (e.g. its interface was deleted) must not spin a core: back off, up to 1 s.
                 time.sleep(min(0.001 * 2 ** min(failures, 10), 1.0))
                 continue
-            if size <= 0:
-                continue
-            counters.frames += 1
-            counters.bytes += size
-            frame = view[:size]
-            impairer = self._impairer
-            if impairer is not None:
-                frame = impairer.process(index, frame)
-                if frame is None:
-                    continue
-            capture = self._capture
-            if capture is not None:
-                capture.write(frame)
-            try:
-                send(frame)
-            except OSError as exc:
-                counters.errors += 1
-                if counters.errors == 1:
-                    log.warning("bridge %s: send error on side %s (%r): %s", self.name, "ba"[index], target, exc)
+            if size > 0:
+                self._pass(index, counters, view[:size], send, target)
+
+    def _pass(self, index: int, counters: _Counters, frame: memoryview, send: Callable[[Any], None],
+              target: Endpoint) -> None:
+        """One received frame: count, impair, capture, send to the other side (relay threads and the poller)."""
+        counters.frames += 1
+        counters.bytes += len(frame)
+        impairer = self._impairer
+        if impairer is not None:
+            frame = impairer.process(index, frame)
+            if frame is None:
+                return
+        capture = self._capture
+        if capture is not None:
+            capture.write(frame)
+        try:
+            send(frame)
+        except OSError as exc:
+            counters.errors += 1
+            if counters.errors == 1:
+                log.warning("bridge %s: send error on side %s (%r): %s", self.name, "ba"[index], target, exc)
 
 
 class DataPlane:
@@ -430,6 +433,7 @@ class DataPlane:
     def __init__(self, process_bridges: bool = False) -> None:
         """``process_bridges``: forward every bridge in its own worker process by default (see worker.py)."""
         self.process_bridges = process_bridges
+        self._shared_worker: Any = None  # worker.SharedWorker, started with the first shared bridge
         self._bridges: dict[str, Bridge] = {}
         self._pending: set[str] = set()
         self._cleanups: set[asyncio.Future] = set()
@@ -447,11 +451,14 @@ class DataPlane:
         except KeyError:
             raise DataPlaneError(f"Bridge {name} does not exist") from None
 
-    async def create_bridge(self, name: str, a: Endpoint, b: Endpoint, *, process: bool | None = None) -> Bridge:
+    async def create_bridge(self, name: str, a: Endpoint, b: Endpoint, *,
+                            process: bool | Literal["shared"] | None = None) -> Bridge:
         """Open both endpoints and start forwarding between them; DataPlaneError if the host refuses.
 
         ``process=True`` forwards in a worker process: worth it for a busy link, since all thread bridges of one
-        server share one core (GIL); it costs a Python process (~10 MB) per bridge. Default: ``process_bridges``.
+        server share one core (GIL); it costs a Python process (~10 MB) per bridge. ``process="shared"`` forwards in
+        one worker process shared by all such bridges: for many light links whose frames must not wait for the
+        server's event loop when the machine is loaded. Default: ``process_bridges``.
         """
         if self._closed:
             raise DataPlaneError("The data plane is closed")
@@ -460,10 +467,17 @@ class DataPlane:
         if name in self._bridges or name in self._pending:
             raise DataPlaneError(f"Bridge {name} already exists")
         self._pending.add(name)
-        if process if process is not None else self.process_bridges:
-            from .worker import ProcessBridge  # imported late: worker.py builds on this module
+        mode = process if process is not None else self.process_bridges
+        if mode == "shared":
+            from .worker import ProcessBridge, SharedWorker  # imported late: worker.py builds on this module
 
-            bridge: Bridge = ProcessBridge(name, a, b)
+            if self._shared_worker is None:
+                self._shared_worker = SharedWorker()
+            bridge: Bridge = ProcessBridge(name, a, b, shared=self._shared_worker)
+        elif mode:
+            from .worker import ProcessBridge
+
+            bridge = ProcessBridge(name, a, b)
         else:
             bridge = Bridge(name, a, b)
         opening = asyncio.ensure_future(_offload(bridge._open))
@@ -501,6 +515,8 @@ class DataPlane:
         for bridge, result in zip(bridges, results[:len(bridges)], strict=True):
             if isinstance(result, BaseException):
                 log.error("bridge %s: error while closing: %s", bridge.name, result)
+        if self._shared_worker is not None:
+            await _offload(self._shared_worker.close)
 
 
 async def _close_when_open(opening: asyncio.Future, bridge: Bridge) -> None:

@@ -129,6 +129,11 @@ class Endpoint:
         """Stronger wake-up used when closing: the reader is not going to read this endpoint again."""
         self.interrupt()
 
+    def selectable(self) -> int | None:
+        """A descriptor that polls readable when a frame waits (then read with try_recv_into), or None: such an
+        endpoint can be forwarded by a poller thread that serves many bridges (see poller.py)."""
+        return None
+
     def take_over(self, old: Endpoint) -> bool:
         """Adopt ``old``'s open resource when both describe the same local resource (e.g. same UDP port).
 
@@ -242,6 +247,9 @@ class _DatagramEndpoint(Endpoint):
 
     def try_recv_into(self, buf: bytearray) -> int:
         return self._sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
+
+    def selectable(self) -> int | None:
+        return self._sock.fileno() if self._sock is not None else None
 
     def shutdown(self) -> None:
         if self._sock is not None:

@@ -4,6 +4,11 @@ The server process still opens (and finally removes) the endpoints; it hands the
 ``python -m gns3core.dataplane`` that runs the same relay threads as a thread bridge. Capture, impairments
 and statistics are driven over a SOCK_SEQPACKET control socket carrying one JSON message per request. The worker
 exits when told to or when the control socket closes (the server died), so it can never be orphaned for long.
+
+A shared worker (``SharedWorker``) forwards many bridges in one such process: a control socket and a thread each
+answer requests, and one poller thread (poller.py) forwards every bridge's frames. It is for many light links (the
+real vpcs's MAC relays) whose frames must not wait for the server's event loop and GIL, at the cost of one process
+in all instead of one per bridge.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from .capture import link_type
 from .endpoints import Endpoint
 from .errors import DataPlaneError
 from .impairments import Impairments
+from .poller import PolledBridge, Poller
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +43,10 @@ _COUNTER_KEYS = [f"{kind}_{name}" for name in _DIRECTION_NAMES for kind in ("fra
 class ProcessBridge(Bridge):
     """A Bridge whose relay threads live in a worker process (same public API as Bridge)."""
 
-    def __init__(self, name: str, a: Endpoint, b: Endpoint) -> None:
+    def __init__(self, name: str, a: Endpoint, b: Endpoint, *, shared: SharedWorker | None = None) -> None:
+        """`shared`: forward in that shared worker process instead of a process of its own."""
         super().__init__(name, a, b)
+        self._shared = shared
         self._proc: subprocess.Popen | None = None
         self._ctl: socket.socket | None = None
         self._ctl_lock = threading.Lock()
@@ -59,6 +67,8 @@ class ProcessBridge(Bridge):
     @property
     def pid(self) -> int | None:
         """PID of the worker process forwarding this bridge."""
+        if self._shared is not None:
+            return self._shared.pid if self._ctl is not None else None
         return self._proc.pid if self._proc is not None else None
 
     def start_capture(self, path: str, data_link_type: str | int = "DLT_EN10MB") -> None:
@@ -104,16 +114,17 @@ class ProcessBridge(Bridge):
             ends.append({"class": type(endpoint).__name__, "args": endpoint.init_args(), "fds": endpoint_fds,
                          "state": state})
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "gns3core.dataplane", str(child.fileno())],
-                                    pass_fds=[child.fileno(), *fds], stdin=subprocess.DEVNULL, env=env)
-        except OSError as exc:
+            if self._shared is not None:
+                self._shared.attach(self.name, child, fds)
+                proc = None
+            else:
+                proc = _spawn([str(child.fileno())], [child.fileno(), *fds])
+        except DataPlaneError as exc:
             parent.close()
-            child.close()
             raise DataPlaneError(f"Cannot start a worker process for bridge {self.name}: {exc}") from None
-        child.close()
+        finally:
+            child.close()
         self._proc, self._ctl = proc, parent
         hello = {"name": self.name, "ends": ends, "impairments": _impairment_dict(self._impairments),
                  "capture": None}
@@ -168,6 +179,72 @@ class ProcessBridge(Bridge):
         return reply
 
 
+class SharedWorker:
+    """One worker process for many bridges, started at the first bridge and ended by close() (or when the server
+    dies: its control sockets then close). A bridge hands it its control socket and endpoint descriptors."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._master: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def attach(self, name: str, ctl: socket.socket, fds: list[int]) -> None:
+        """Give the worker one bridge's control socket and descriptors (copies: ours stay open); starts the worker
+        again if it ended."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            assert self._master is not None
+            try:
+                socket.send_fds(self._master, [json.dumps({"name": name, "fds": fds}).encode()], [ctl.fileno(), *fds])
+            except OSError as exc:
+                raise DataPlaneError(f"shared worker process not responding: {exc}") from None
+
+    def _start(self) -> None:
+        self._stop_locked()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._proc = _spawn(["--shared", str(child.fileno())], [child.fileno()])
+        except DataPlaneError:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self._master = parent
+
+    def close(self) -> None:
+        """End the worker; bridges still attached lose their control socket's peer and report it."""
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        master, proc = self._master, self._proc
+        self._master, self._proc = None, None
+        if master is not None:
+            master.close()  # the worker exits once it has no master and no bridge left
+        if proc is not None:
+            try:
+                proc.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _spawn(args: list[str], pass_fds: list[int]) -> subprocess.Popen:
+    """Start ``python -m gns3core.dataplane ARGS`` with those descriptors inherited."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+    try:
+        return subprocess.Popen([sys.executable, "-m", "gns3core.dataplane", *args], pass_fds=pass_fds,
+                                stdin=subprocess.DEVNULL, env=env)
+    except OSError as exc:
+        raise DataPlaneError(str(exc)) from None
+
+
 def _impairment_dict(settings: Impairments) -> dict:
     return {"loss_percent": settings.loss_percent, "delay_ms": settings.delay_ms, "jitter_ms": settings.jitter_ms,
             "corrupt_percent": settings.corrupt_percent, "drop_every": settings.drop_every}
@@ -187,19 +264,35 @@ def _raw_stats(bridge: Bridge) -> dict:
     return {key: stats[key] for key in [*_COUNTER_KEYS, "delayed", "captured"]}
 
 
-def serve(ctl: socket.socket) -> None:
-    """Worker side: build the bridge from the hello message, then answer requests until told to stop."""
+def serve(ctl: socket.socket, fd_map: dict[int, int] | None = None, poller: Poller | None = None) -> None:
+    """Worker side: build the bridge from the hello message, then answer requests until told to stop.
+
+    In a shared worker, `fd_map` renumbers the descriptors the hello names (the server's numbers) to ours (whatever
+    the bridge does not take over is closed), and `poller` forwards the bridge."""
     hello = json.loads(ctl.recv(_MESSAGE_MAX) or b"null")
     if not hello:
+        _close_unused(fd_map, list(fd_map.values()) if fd_map else [])
         return
+    if fd_map is not None:
+        for spec in hello["ends"]:
+            spec["fds"] = [fd_map[fd] for fd in spec["fds"]]
+    adopted: list[Endpoint] = []
     try:
-        bridge = Bridge(hello["name"], *(_adopt_endpoint(spec) for spec in hello["ends"]))
+        for spec in hello["ends"]:
+            adopted.append(_adopt_endpoint(spec))
+        if poller is not None:
+            bridge: Bridge = PolledBridge(hello["name"], *adopted, poller=poller)
+        else:
+            bridge = Bridge(hello["name"], *adopted)
         bridge.set_impairments(Impairments(**hello["impairments"]))
         capture = hello["capture"]
         if capture:
             bridge._open_capture(capture["path"], capture["dlt"], capture["append"])
         bridge._start_threads()
-    except DataPlaneError as exc:
+    except (DataPlaneError, KeyError, TypeError) as exc:
+        for endpoint in adopted:
+            endpoint.close()
+        _close_unused(fd_map, [fd for spec in hello["ends"][len(adopted):] for fd in spec.get("fds", [])])
         ctl.sendall(json.dumps({"error": str(exc)}).encode())
         return
     ctl.sendall(b'{"ok": true}')
@@ -235,10 +328,62 @@ def serve(ctl: socket.socket) -> None:
         ctl.sendall(json.dumps(reply).encode())
 
 
+def _close_unused(fd_map: dict[int, int] | None, fds: list[int]) -> None:
+    """In a shared worker: close descriptors received for a bridge that never took them over."""
+    if fd_map is None:
+        return
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def serve_shared(master: socket.socket) -> None:
+    """Shared worker side: each message on `master` brings one bridge (its control socket first, then its endpoint
+    descriptors), whose requests a thread of its own answers while one poller forwards every bridge's frames;
+    returns when the server closes `master` and no bridge is left."""
+    threads: list[threading.Thread] = []
+    poller = Poller()
+    while True:
+        try:
+            data, fds, _flags, _address = socket.recv_fds(master, _MESSAGE_MAX, 256)
+        except OSError:
+            break
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            break
+        message = json.loads(data)
+        ctl = socket.socket(fileno=fds[0])
+        fd_map = dict(zip(message["fds"], fds[1:], strict=True))
+        thread = threading.Thread(target=_serve_and_close, args=(ctl, fd_map, poller),
+                                  name=f"bridge-{message['name']}", daemon=True)
+        thread.start()
+        threads = [t for t in threads if t.is_alive()] + [thread]
+    for thread in threads:
+        thread.join()
+    poller.close()
+
+
+def _serve_and_close(ctl: socket.socket, fd_map: dict[int, int], poller: Poller) -> None:
+    try:
+        serve(ctl, fd_map, poller)
+    finally:
+        ctl.close()
+
+
 def main() -> None:
-    """Entry point of ``python -m gns3core.dataplane CONTROL_FD``."""
+    """Entry point of ``python -m gns3core.dataplane CONTROL_FD`` (one bridge) or ``--shared MASTER_FD``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which then stops us
     logging.basicConfig(level=logging.WARNING, format="dataplane worker %(process)d: %(message)s")
+    if sys.argv[1] == "--shared":
+        master = socket.socket(fileno=int(sys.argv[2]))
+        try:
+            serve_shared(master)
+        finally:
+            master.close()
+        return
     ctl = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(ctl)

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from gns3core.dataplane import (
     DataPlaneError,
@@ -62,8 +62,8 @@ def nio_endpoint(nio: NIO, udp_host: str | None = None) -> Endpoint:
 class LinkWiring:
     """The bridges of one VM, one per port that has a NIO, alive while the VM runs."""
 
-    def __init__(self, vm: BaseVM, endpoint_for: EndpointFactory, *, process_bridges: bool | None = None,
-                 native_nios: Iterable[str] = ()) -> None:
+    def __init__(self, vm: BaseVM, endpoint_for: EndpointFactory, *,
+                 process_bridges: bool | Literal["shared"] | None = None, native_nios: Iterable[str] = ()) -> None:
         """`endpoint_for(adapter, port)` returns (or awaits to) a new, unopened endpoint for the emulator's side.
         NIO types in `native_nios` are attached by the emulator itself, so they get no bridge."""
         self.vm = vm

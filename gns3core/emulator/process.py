@@ -65,6 +65,23 @@ def die_with_parent_hook() -> Callable[[], None] | None:
     return functools.partial(_die_with_parent, os.getpid())
 
 
+def lower_priority(pid: int, niceness: int) -> None:
+    """Run a started child (and what it forks later) `niceness` below normal priority. Called from the parent
+    after exec, so the fork and exec, which the event loop waits for, still run at the server's priority.
+
+    The child leads a session of its own, and with scheduler autogroups (most distributions) each session is scheduled
+    as one group whatever its processes' nice values: the group's own niceness is what counts there."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+    except OSError:
+        pass  # it ended already
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as group:
+            group.write(str(niceness))
+    except OSError:
+        pass  # no autogroups on this kernel: the nice value alone applies
+
+
 class ManagedProcess:
     """One emulator process in its own session (so its children go with it), signalled by the kernel if the server
     dies (PR_SET_PDEATHSIG): no emulator outlives a server killed with SIGKILL.
@@ -83,13 +100,17 @@ class ManagedProcess:
         log_path: Path | str,
         env: dict[str, str] | None = None,
         on_exit: ExitCallback | None = None,
+        niceness: int = 0,
     ) -> None:
+        """`niceness` > 0 runs the program below normal priority (see lower_priority): for an emulator that burns CPU
+        while idle, so that many of them cannot starve the API and the data plane."""
         self.program = program
         self.argv = [str(a) for a in argv]
         self.cwd = Path(cwd)
         self.log_path = Path(log_path)
         self.env = env
         self.on_exit = on_exit
+        self.niceness = niceness
         self.process: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task | None = None
         self._stopping = False
@@ -126,6 +147,8 @@ class ManagedProcess:
         except OSError as exc:
             raise EmulatorError(f"Could not start {self.program} ({self.argv[0]}): {exc.strerror or exc}") from exc
         _LIVE.add(self)
+        if self.niceness:
+            lower_priority(self.process.pid, self.niceness)
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
         log.debug("%s started, pid %s: %s", self.program, self.pid, " ".join(self.argv))
 

@@ -90,6 +90,28 @@ async def test_reload_restarts(api: ApiClient, project: dict[str, Any], gns3_ser
     assert leftovers(after) == []
 
 
+def niceness(pid: int) -> tuple[int, int | None]:
+    """(nice value, autogroup nice or None where the kernel has no autogroups) of a process."""
+    with open(f"/proc/{pid}/stat") as stat:
+        nice = int(stat.read().rsplit(")", 1)[1].split()[16])
+    try:
+        with open(f"/proc/{pid}/autogroup") as group:
+            return nice, int(group.read().split("nice")[1])
+    except FileNotFoundError:
+        return nice, None
+
+
+async def test_vpcs_runs_below_the_server(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
+    """vpcs 0.5b2 busy-loops: it and its VPC run at nice 19 (their session's autogroup too), the server at its own."""
+    url, vm = await wired_vm(api, project)
+    assert (await api.post(f"{url}/start")).status == 200
+    for pid in pids_of(gns3_server, vm["vm_id"]):
+        nice, group = niceness(pid)
+        assert nice == 19 and group in (19, None), (pid, nice, group)
+    assert niceness(os.getpid())[0] == 0
+    assert (await api.delete(url)).status == 204
+
+
 async def test_start_failure_reports_vpcs_output(api: ApiClient, project: dict[str, Any], gns3_server) -> None:
     url, vm = await wired_vm(api, project)
     with socket.socket() as squatter:
