@@ -151,14 +151,7 @@ class ProcessBridge(Bridge):
     def _reap(self) -> None:
         proc, ctl = self._proc, self._ctl
         self._proc, self._ctl = None, None
-        if ctl is not None:
-            ctl.close()  # the worker exits on EOF even if it missed the stop request
-        if proc is not None:
-            try:
-                proc.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _end_worker(ctl, proc)  # the worker exits on EOF even if it missed the stop request
 
     def _request(self, message: dict) -> dict:
         with self._ctl_lock:
@@ -224,14 +217,19 @@ class SharedWorker:
     def _stop_locked(self) -> None:
         master, proc = self._master, self._proc
         self._master, self._proc = None, None
-        if master is not None:
-            master.close()  # the worker exits once it has no master and no bridge left
-        if proc is not None:
-            try:
-                proc.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _end_worker(master, proc)  # the worker exits once it has no master and no bridge left
+
+
+def _end_worker(ctl: socket.socket | None, proc: subprocess.Popen | None) -> None:
+    """Close our end of a worker's control socket (its cue to exit), then reap it; killed if it takes too long."""
+    if ctl is not None:
+        ctl.close()
+    if proc is not None:
+        try:
+            proc.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _spawn(args: list[str], pass_fds: list[int]) -> subprocess.Popen:

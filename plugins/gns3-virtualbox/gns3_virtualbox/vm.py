@@ -99,11 +99,7 @@ class VirtualBoxVM(BaseVM):
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "vm_id": self.id,
-            "project_id": self.project.id,
-            "console": self.console,
-            "status": self.status,
+            **super().as_json(),
             "vmname": self.vmname,
             "vm_directory": str(self.vm_directory) if self.linked_clone else None,
             "enable_remote_console": self.enable_remote_console,

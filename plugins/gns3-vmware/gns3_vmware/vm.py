@@ -67,11 +67,7 @@ class VMwareVM(BaseVM):
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "vm_id": self.id,
-            "project_id": self.project.id,
-            "console": self.console,
-            "status": self.status,
+            **super().as_json(),
             "vm_directory": str(self.vm_directory),
             "vmx_path": self.vmx_path,
             "linked_clone": self.linked_clone,
