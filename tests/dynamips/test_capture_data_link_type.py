@@ -65,9 +65,8 @@ async def test_switch_capture_without_a_link_type(api, project, backend, tmp_pat
     assert (await api.post(f"{url}/ports/2/start_capture", {**body, "colour": "red"})).status == 400
 
 
+@pytest.mark.parametrize("backend", ["dynamips"], indirect=True)  # routers always run in dynamips
 async def test_router_capture_without_a_link_type(api, project, dynamips_path, backend) -> None:
-    if backend != "dynamips":
-        pytest.skip("routers always run in dynamips")
     pid = project["project_id"]
     reply = await api.post(f"/v1/projects/{pid}/dynamips/vms", {"name": "R1", "image": "c-test.image",
                                                                 "platform": "c3725", "ram": 128})
