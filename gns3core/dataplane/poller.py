@@ -98,10 +98,14 @@ class Poller:
                         pass
                     continue
                 bridge, index, run = key.data
-                if run.on:
+                if not run.on:
+                    continue
+                try:
                     bridge._drain(index, buf, view)
-                    if bridge._capture is not None:
-                        flushed.add(bridge)
+                except Exception:  # noqa: BLE001 - one bridge's fault must not stop every other bridge's frames
+                    log.exception("bridge %s: error while forwarding", bridge.name)
+                if bridge._capture is not None:
+                    flushed.add(bridge)
             for bridge in flushed:
                 capture = bridge._capture
                 if capture is not None:
