@@ -12,7 +12,8 @@ rewritten.
 from __future__ import annotations
 
 import re
-import struct
+
+from gns3core.checksum import internet_checksum
 
 _VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 _ETH_ARP, _ETH_IPV4, _ETH_IPV6 = 0x0806, 0x0800, 0x86DD
@@ -34,15 +35,6 @@ def _swap(frame: bytearray, start: int, old: bytes, new: bytes) -> bool:
         frame[start:start + 6] = new
         return True
     return False
-
-
-def _checksum(data: bytes | bytearray) -> int:
-    if len(data) % 2:
-        data = bytes(data) + b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 class MacMap:
@@ -141,4 +133,4 @@ def _rewrite_ndp(frame: bytearray, l3: int, old: bytes, new: bytes) -> None:
     if changed:
         frame[l4 + 2:l4 + 4] = b"\0\0"
         pseudo = frame[l3 + 8:l3 + 40] + (end - l4).to_bytes(4, "big") + b"\0\0\0" + bytes((_PROTO_ICMPV6,))
-        frame[l4 + 2:l4 + 4] = _checksum(pseudo + frame[l4:end]).to_bytes(2, "big")
+        frame[l4 + 2:l4 + 4] = internet_checksum(pseudo + frame[l4:end]).to_bytes(2, "big")

@@ -8,8 +8,9 @@ import struct
 
 import pytest
 
+from gns3core.checksum import internet_checksum
 from gns3core.dataplane import DataPlane, DataPlaneError, MacMap, MacMappedUDPEndpoint, UDPEndpoint
-from gns3core.dataplane.macmap import _checksum, parse_mac
+from gns3core.dataplane.macmap import parse_mac
 
 INSIDE = bytes.fromhex("005079666800")
 OUTSIDE = bytes.fromhex("0a1b2c000000")
@@ -43,7 +44,7 @@ def neighbour_solicitation(source_ll: bytes) -> bytes:
     target = socket.inet_pton(socket.AF_INET6, "fe80::7")
     body = bytearray(struct.pack("!BBHI", 135, 0, 0, 0) + target + bytes((1, 1)) + source_ll)
     pseudo = src + dst + len(body).to_bytes(4, "big") + b"\0\0\0" + bytes((58,))
-    body[2:4] = _checksum(pseudo + body).to_bytes(2, "big")
+    body[2:4] = internet_checksum(pseudo + body).to_bytes(2, "big")
     return struct.pack("!IHBB", 0x60000000, len(body), 58, 255) + src + dst + bytes(body)
 
 
@@ -51,7 +52,7 @@ def icmpv6_checksum_ok(frame: bytes) -> bool:
     l3 = 14
     length = int.from_bytes(frame[l3 + 4:l3 + 6], "big")
     pseudo = frame[l3 + 8:l3 + 40] + length.to_bytes(4, "big") + b"\0\0\0" + bytes((58,))
-    return _checksum(pseudo + frame[l3 + 40:l3 + 40 + length]) == 0
+    return internet_checksum(pseudo + frame[l3 + 40:l3 + 40 + length]) == 0
 
 
 def test_ethernet_and_arp_both_ways() -> None:

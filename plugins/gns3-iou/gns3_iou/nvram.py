@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import struct
 
+from gns3core.checksum import internet_checksum
+
 STARTUP_MAGIC = 0xABCD
 PRIVATE_MAGIC = 0xFEDC
 FORMAT_PLAIN = 1
@@ -34,16 +36,6 @@ class NvramError(ValueError):
 
 def _align4(offset: int) -> int:
     return (offset + 3) & ~3
-
-
-def checksum(data: bytes | bytearray) -> int:
-    """One's-complement 16-bit checksum of `data` (its checksum field counted as zero)."""
-    if len(data) % 2:
-        data = bytes(data) + b"\0"
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def ios_version(nvram: bytes) -> int:
@@ -83,7 +75,7 @@ def import_configs(old: bytes, startup: bytes, private: bytes | None, size: int)
         image += bytes(total - len(image))
     image[:len(data)] = data
     struct.pack_into(">H", image, CHECKSUM_OFFSET, 0)
-    struct.pack_into(">H", image, CHECKSUM_OFFSET, checksum(image[:used]))
+    struct.pack_into(">H", image, CHECKSUM_OFFSET, internet_checksum(image[:used]))
     return bytes(image)
 
 

@@ -10,6 +10,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from gns3core.checksum import internet_checksum
+
 BROADCAST_MAC = b"\xff" * 6
 ZERO_MAC = b"\x00" * 6
 
@@ -86,17 +88,7 @@ def link_local6(mac: bytes) -> str:
     return "fe80::" + ":".join(groups)
 
 
-# -- checksums -----------------------------------------------------------------------------------------------------
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
-    if len(data) & 1:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
+# -- checksums (gns3core.checksum) ---------------------------------------------------------------------------------
 
 
 def _pseudo_header(src: int, dst: int, proto: int, length: int) -> bytes:
@@ -122,21 +114,21 @@ def ipv4(src: int, dst: int, proto: int, payload: bytes, ttl: int = 64, ident: i
     """An IPv4 packet, Don't Fragment set, as vpcs sends them."""
     header = _IPV4.pack(0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, ttl & 0xFF, proto, 0,
                         src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
-    header = header[:10] + checksum(header).to_bytes(2, "big") + header[12:]
+    header = header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
     return header + payload
 
 
 def icmp(icmp_type: int, code: int, rest: int, data: bytes) -> bytes:
     """An ICMP message; `rest` is the second 32-bit word (identifier and sequence for echoes)."""
     head = struct.pack("!BBHI", icmp_type, code, 0, rest)
-    total = checksum(head + data)
+    total = internet_checksum(head + data)
     return head[:2] + total.to_bytes(2, "big") + head[4:] + data
 
 
 def udp(src: int, dst: int, sport: int, dport: int, payload: bytes) -> bytes:
     length = 8 + len(payload)
     head = _UDP.pack(sport, dport, length, 0)
-    total = checksum(_pseudo_header(src, dst, PROTO_UDP, length) + head + payload) or 0xFFFF
+    total = internet_checksum(_pseudo_header(src, dst, PROTO_UDP, length) + head + payload) or 0xFFFF
     return head[:6] + total.to_bytes(2, "big") + payload
 
 
@@ -144,7 +136,7 @@ def tcp(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: i
         options: bytes = b"", window: int = 0xB68) -> bytes:
     offset = (20 + len(options)) // 4
     head = _TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, offset << 4, flags, window, 0, 0) + options
-    total = checksum(_pseudo_header(src, dst, PROTO_TCP, len(head) + len(payload)) + head + payload)
+    total = internet_checksum(_pseudo_header(src, dst, PROTO_TCP, len(head) + len(payload)) + head + payload)
     return head[:16] + total.to_bytes(2, "big") + head[18:] + payload
 
 
