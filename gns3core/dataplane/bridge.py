@@ -430,8 +430,9 @@ class Bridge:
 class DataPlane:
     """Owns every bridge of a server; one instance per server."""
 
-    def __init__(self, process_bridges: bool = False) -> None:
-        """``process_bridges``: forward every bridge in its own worker process by default (see worker.py)."""
+    def __init__(self, process_bridges: bool | Literal["shared"] = False) -> None:
+        """``process_bridges``: the default of create_bridge's ``process`` (True: a worker process per bridge,
+        "shared": the shared worker; see worker.py)."""
         self.process_bridges = process_bridges
         self._shared_worker: Any = None  # worker.SharedWorker, started with the first shared bridge
         self._bridges: dict[str, Bridge] = {}

@@ -18,21 +18,33 @@ def alive(pid: int) -> bool:
         return False
 
 
+def thread_names(pid: int) -> list[str]:
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+            names.append(comm.read().strip())
+    return names
+
+
 @pytest.mark.asyncio
-async def test_process_bridge_forwards_captures_and_impairs(udp_peers, tmp_path):
+@pytest.mark.parametrize("mode", [True, "shared"], ids=["own-worker", "shared-worker"])
+async def test_process_bridge_forwards_captures_and_impairs(udp_peers, tmp_path, mode):
+    """The same behaviour whether the bridge has a worker of its own or the shared worker's poller forwards it."""
     left, right = udp_peers
-    plane = DataPlane(process_bridges=True)
+    plane = DataPlane(process_bridges=mode)
     a = UDPEndpoint(0, "127.0.0.1", left.port)
     b = UDPEndpoint(0, "127.0.0.1", right.port)
     bridge = await plane.create_bridge("proc", a, b)
     pids = [bridge.pid]
     try:
         assert isinstance(bridge, ProcessBridge) and alive(bridge.pid)
+        if mode == "shared":  # no relay threads: the poller forwards
+            assert not [name for name in thread_names(bridge.pid) if name.startswith("dataplane-proc")]
         path = tmp_path / "cap" / "p.pcap"
         bridge.start_capture(str(path))
         for index in range(10):
             left.send(bytes([index]) * 64, a.lport)
-        assert len(right.recv_all(limit=10)) == 10
+        assert right.recv_all(limit=10) == [bytes([index]) * 64 for index in range(10)]
         right.send(b"r" * 80, b.lport)
         assert left.recv_all(limit=1) == [b"r" * 80]
 
@@ -41,10 +53,14 @@ async def test_process_bridge_forwards_captures_and_impairs(udp_peers, tmp_path)
             left.send(bytes([index]) * 64, a.lport)
         assert len(right.recv_all(timeout=0.3)) == 16
 
-        # A swap restarts the worker; capture continues in the same file and counters carry over.
+        # A swap restarts an own worker (the shared one stays); capture continues in the same file and counters
+        # carry over.
         await bridge.update_endpoint("b", UDPEndpoint(b.lport, "127.0.0.1", right.port))
         pids.append(bridge.pid)
-        assert pids[0] != pids[1] and not alive(pids[0])
+        if mode == "shared":
+            assert pids[0] == pids[1]
+        else:
+            assert pids[0] != pids[1] and not alive(pids[0])
         left.send(b"after swap", a.lport)
         assert right.recv_all(limit=1) == [b"after swap"]
         stats = bridge.stats

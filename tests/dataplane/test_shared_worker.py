@@ -1,5 +1,5 @@
-"""Bridges forwarded by the shared worker: one process and one poller thread for all of them, same behaviour as
-thread bridges, nothing left behind."""
+"""The shared worker: one process and one poller thread for many bridges, replaced when killed, nothing left behind
+(what a shared bridge does alone is tested with the other process bridges, in test_process.py)."""
 
 from __future__ import annotations
 
@@ -7,58 +7,10 @@ import os
 import signal
 
 import pytest
-from dataplane_helpers import UDPPeer, pcap_records
+from dataplane_helpers import UDPPeer
 from test_process import alive
 
-from gns3core.dataplane import DataPlane, DataPlaneError, Impairments, ProcessBridge, UDPEndpoint
-
-
-def thread_names(pid: int) -> list[str]:
-    names = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/comm") as comm:
-            names.append(comm.read().strip())
-    return names
-
-
-@pytest.mark.asyncio
-async def test_shared_bridges_forward_capture_impair_and_swap(udp_peers, tmp_path):
-    left, right = udp_peers
-    plane = DataPlane()
-    a = UDPEndpoint(0, "127.0.0.1", left.port)
-    b = UDPEndpoint(0, "127.0.0.1", right.port)
-    bridge = await plane.create_bridge("shared", a, b, process="shared")
-    try:
-        assert isinstance(bridge, ProcessBridge) and alive(bridge.pid)
-        worker = bridge.pid
-        assert not [name for name in thread_names(worker) if name.startswith("dataplane-shared")]  # no relay threads
-        path = tmp_path / "cap" / "s.pcap"
-        bridge.start_capture(str(path))
-        for index in range(10):
-            left.send(bytes([index]) * 64, a.lport)
-        assert right.recv_all(limit=10) == [bytes([index]) * 64 for index in range(10)]
-        right.send(b"r" * 80, b.lport)
-        assert left.recv_all(limit=1) == [b"r" * 80]
-
-        bridge.set_impairments(Impairments(drop_every=5))
-        for index in range(20):
-            left.send(bytes([index]) * 64, a.lport)
-        assert len(right.recv_all(timeout=0.3)) == 16
-        bridge.set_impairments(Impairments())
-
-        # A swap keeps the same worker; capture and counters go on.
-        await bridge.update_endpoint("b", UDPEndpoint(b.lport, "127.0.0.1", right.port))
-        assert bridge.pid == worker
-        left.send(b"after swap", a.lport)
-        assert right.recv_all(limit=1) == [b"after swap"]
-        stats = bridge.stats
-        assert stats["frames_a_to_b"] == 31 and stats["frames_b_to_a"] == 1 and stats["dropped"] == 4
-        bridge.stop_capture()
-        assert pcap_records(str(path)) == (1, 10 + 1 + 16 + 1)
-    finally:
-        await plane.close()
-    assert not alive(worker)
-    assert not a.opened and not b.opened
+from gns3core.dataplane import DataPlane, DataPlaneError, UDPEndpoint
 
 
 @pytest.mark.asyncio
