@@ -6,8 +6,6 @@ developer's machine and fails them in CI.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -25,6 +23,7 @@ from iou_helpers import CONSOLE_RANGE, UDP_RANGE  # noqa: E402
 from standin_image import build_standin_image, toolchain_missing  # noqa: E402
 
 from gns3core.testing import require  # noqa: E402
+from gns3core.testing.notifications import NotificationStream  # noqa: E402
 
 
 @pytest.fixture
@@ -80,41 +79,10 @@ def standin_image(gns3_config, standin_image_file: Path) -> str:
     return target.name
 
 
-class Notifications:
-    """A project's notification stream, collected in the background."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    async def wait_for(self, action: str, timeout: float = 15) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            for event in self.events:
-                if event.get("action") == action:
-                    return event
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {action} notification; got {[e.get('action') for e in self.events]}")
-
-    def actions(self) -> list[str]:
-        return [event.get("action", "") for event in self.events]
-
-
 @pytest_asyncio.fixture
-async def notifications(api, project) -> AsyncIterator[Notifications]:
-    collected = Notifications()
-
-    async def listen() -> None:
-        async with api.client.get(f"/v1/projects/{project['project_id']}/notifications") as response:
-            async for line in response.content:
-                if line.strip():
-                    collected.events.append(json.loads(line))
-
-    task = asyncio.get_running_loop().create_task(listen())
-    await asyncio.sleep(0.1)
-    yield collected
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+async def notifications(api, project) -> AsyncIterator[NotificationStream]:
+    async with NotificationStream(api, project["project_id"]) as stream:
+        yield stream
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ fail: CI installs qemu-system-x86, qemu-utils, busybox-static, cpio, cpulimit an
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import shutil
 import socket
@@ -26,6 +24,7 @@ from gns3_qemu import guest as guest_builder  # noqa: E402
 from qemu_helpers import SerialConsole  # noqa: E402,F401
 
 from gns3core.testing import require  # noqa: E402
+from gns3core.testing.notifications import NotificationStream
 from gns3core.testing.ports import free_tcp_port
 from gns3core.testing.vpcs import VPCSProcess  # noqa: E402
 
@@ -110,38 +109,7 @@ def vpcs_peer(tmp_path: Path) -> Iterator[VPCSProcess]:
         peer.stop()
 
 
-class Notifications:
-    """Collects a project's notification stream in the background."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.task: asyncio.Task | None = None
-
-    async def wait_for(self, action: str, timeout: float = 15) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            for event in self.events:
-                if event.get("action") == action:
-                    return event
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {action} notification; got {[e.get('action') for e in self.events]}")
-
-
 @pytest_asyncio.fixture
-async def notifications(api, project) -> AsyncIterator[Notifications]:
-    collected = Notifications()
-
-    async def listen() -> None:
-        async with api.client.get(f"/v1/projects/{project['project_id']}/notifications") as response:
-            async for line in response.content:
-                if line.strip():
-                    collected.events.append(json.loads(line))
-
-    collected.task = asyncio.get_running_loop().create_task(listen())
-    await asyncio.sleep(0.1)
-    yield collected
-    collected.task.cancel()
-    try:
-        await collected.task
-    except (asyncio.CancelledError, Exception):
-        pass
+async def notifications(api, project) -> AsyncIterator[NotificationStream]:
+    async with NotificationStream(api, project["project_id"]) as stream:
+        yield stream

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 
 import pytest
 from vbox_lab import BASE_VM, StandIn
 
+from gns3core.testing.notifications import NotificationStream
 from gns3core.testing.telnet import strip_telnet
 
 pytestmark = pytest.mark.timeout(180)
@@ -48,37 +48,6 @@ class Telnet:
 
     def close(self) -> None:
         self.writer.close()
-
-
-class Notifications:
-    """The project's notification stream, read in the background."""
-
-    def __init__(self, api, project_id: str) -> None:
-        self.api, self.project_id, self.events = api, project_id, []
-        self.task: asyncio.Task | None = None
-
-    async def __aenter__(self) -> Notifications:
-        self.response = await self.api.client.get(f"/v1/projects/{self.project_id}/notifications")
-        self.task = asyncio.ensure_future(self._read())
-        return self
-
-    async def _read(self) -> None:
-        while line := await self.response.content.readline():
-            self.events.append(json.loads(line))
-
-    async def wait_for(self, action: str, timeout: float = 30.0) -> dict:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            for event in self.events:
-                if event["action"] == action:
-                    return event
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {action} in {self.events}")
-
-    async def __aexit__(self, *exc) -> None:
-        self.task.cancel()
-        self.response.close()
 
 
 async def test_remote_console_serves_several_clients(api, project, standin: StandIn) -> None:
@@ -138,7 +107,7 @@ async def test_vm_process_killed_is_reported(api, project, standin: StandIn, rem
     nio = {"type": "nio_udp", "lport": lport, "rhost": "127.0.0.1", "rport": lport + 1}
     assert (await api.post(f"{url}/adapters/0/ports/0/nio", nio)).status == 201
     assert (await api.post(f"{url}/start")).status == 204
-    async with Notifications(api, pid) as notifications:
+    async with NotificationStream(api, pid) as notifications:
         os.kill(standin.vm_pid(BASE_VM), signal.SIGKILL)
         error = await notifications.wait_for("log.error")
         stopped = await notifications.wait_for("vm.stopped")
@@ -158,7 +127,7 @@ async def test_guest_powering_off_by_itself_is_reported(api, project, standin: S
     vm = (await api.post(base(pid), {"name": "g", "vmname": BASE_VM, "linked_clone": False,
                                      "enable_remote_console": True})).json
     assert (await api.post(f"{base(pid)}/{vm['vm_id']}/start")).status == 204
-    async with Notifications(api, pid) as notifications:
+    async with NotificationStream(api, pid) as notifications:
         telnet = await Telnet.connect(vm["console"])
         await telnet.run("poweroff", "going down")
         telnet.close()

@@ -18,7 +18,7 @@ from gns3_dynamips.common import (
     start_hypervisor,
     working_dir,
 )
-from gns3_dynamips.hypervisor import Hypervisor, parse_version, quote
+from gns3_dynamips.hypervisor import Hypervisor, HypervisorTimeout, parse_version, quote
 from gns3core.emulator import Adapter, BaseVM
 from gns3core.emulator.nio import NIO
 from gns3core.errors import Conflict, EmulatorError
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PORT_TYPES = ("access", "dot1q", "qinq")
+ATTACH_TIMEOUT = 5.0  # dynamips answers an attach within its 20 ms receive poll; no answer by then is the deadlock
+RECOVERY_ATTEMPTS = 3
 
 
 class Device(BaseVM):
@@ -222,9 +224,62 @@ class DynamipsDevice(Device):
             raise
 
     def _hypervisor_exited(self, returncode: int, output: str) -> None:
-        message = f"Dynamips hypervisor of device {self.name} has stopped, return code: {returncode}\n{output}"
-        log.error(message)
-        self.project.emit("log.error", {"message": message})
+        self._report("error", f"Dynamips hypervisor of device {self.name} has stopped, return code: {returncode}\n"
+                              f"{output}")
+
+    def _report(self, level: str, message: str) -> None:
+        getattr(log, level)(message)
+        self.project.emit(f"log.{level}", {"message": message})
+
+    async def attach_command(self, command: str) -> None:
+        """Send a command that puts a NIO in dynamips's receive loop (a port or a circuit), under a short limit.
+
+        Dynamips 0.2.14 runs such a command holding the device's lock while it waits for the receive thread; if a
+        frame for this device arrives on another port just then, that thread waits for the same lock and the
+        hypervisor never answers again. The limit turns that into a HypervisorTimeout, which `recover` handles."""
+        await self.hv.send(command, ATTACH_TIMEOUT)
+
+    async def recover(self, cause: HypervisorTimeout, ports: dict[int, NIO]) -> None:
+        """Replace a hypervisor that stopped answering with a new one holding the same device: its ports, port
+        settings, circuits and captures. Frames arriving during the rebuild can wedge it again, hence a few tries;
+        after the last one the device has no hypervisor and the request fails with what to do about it."""
+        self._report("warning", f"The dynamips hypervisor of {self.name} stopped answering ({cause.command}): "
+                                "dynamips deadlocks when frames reach a device while a port is attached to it. "
+                                f"Restarting it with the device's {len(ports)} port(s).")
+        for _ in range(RECOVERY_ATTEMPTS):
+            await self.shutdown()
+            self.hypervisor = await start_hypervisor(self.server, self.project, on_exit=self._hypervisor_exited)
+            try:
+                await self.hv.send(f"{self.create_command} {quote(self.name)}")
+                await self.restore(ports)
+                return
+            except HypervisorTimeout:
+                continue
+        await self.shutdown()
+        message = (f"The dynamips hypervisor of {self.name} stopped answering {RECOVERY_ATTEMPTS + 1} times in a row "
+                   "while ports were attached (dynamips deadlocks when frames reach a device while a port is "
+                   "attached to it). Delete and re-create the device with its nodes stopped, or use the built-in "
+                   "switch ([Dynamips] switch_backend = builtin)")
+        self._report("error", message)
+        raise EmulatorError(message)
+
+    async def restore(self, ports: dict[int, NIO]) -> None:
+        """Give a fresh hypervisor the device's ports again, then what hangs on them."""
+        for port, nio in sorted(ports.items()):
+            name = await create_dynamips_nio(self.hv, nio)
+            self.nio_names[port] = name
+            await self.bind(port, name)
+            await self.restore_port(port)
+            if nio.capture_file is not None:
+                await self.begin_capture(port, nio, keep_earlier_frames(nio.capture_file),
+                                         nio.capture_dlt or "DLT_EN10MB")
+        await self.restore_circuits()
+
+    async def restore_port(self, port: int) -> None:
+        """A port's settings, sent again as soon as it is back (before frames cross it in the wrong VLAN)."""
+
+    async def restore_circuits(self) -> None:
+        """Circuits between ports, created again once every port is back."""
 
     async def rename(self, new_name: str) -> None:
         quote(new_name)
@@ -232,13 +287,18 @@ class DynamipsDevice(Device):
         self.name = new_name
 
     async def attach(self, port: int, nio: NIO) -> None:
-        name = await create_dynamips_nio(self.hv, nio)
         try:
-            await self.bind(port, name)
-        except EmulatorError:
-            await delete_dynamips_nio(self.hv, name, False)
-            raise
-        self.nio_names[port] = name
+            name = await create_dynamips_nio(self.hv, nio)
+            try:
+                await self.bind(port, name)
+            except HypervisorTimeout:
+                raise
+            except EmulatorError:
+                await delete_dynamips_nio(self.hv, name, False)
+                raise
+            self.nio_names[port] = name
+        except HypervisorTimeout as exc:
+            await self.recover(exc, {**self.ports, port: nio})
 
     async def bind(self, port: int, nio_name: str) -> None:
         """Attach a created NIO to the device object (switches and hubs only)."""
@@ -289,7 +349,7 @@ class EthernetSwitch(EthernetSwitchMixin, DynamipsDevice):
         return self.switch_json(super().as_json())
 
     async def bind(self, port: int, nio_name: str) -> None:
-        await self.hv.send(f"ethsw add_nio {quote(self.name)} {nio_name}")
+        await self.attach_command(f"ethsw add_nio {quote(self.name)} {nio_name}")
 
     async def unbind(self, port: int, nio_name: str) -> None:
         self.settings.pop(port, None)
@@ -298,6 +358,14 @@ class EthernetSwitch(EthernetSwitchMixin, DynamipsDevice):
     async def apply_port_settings(self, port: int, settings: dict[str, Any]) -> None:
         self.allocated(port)
         values = SwitchPortSettings.normalise(port, settings)
+        await self.send_port_settings(port, values)
+        self.settings[port] = values
+
+    async def restore_port(self, port: int) -> None:
+        if port in self.settings:
+            await self.send_port_settings(port, self.settings[port])
+
+    async def send_port_settings(self, port: int, values: dict[str, Any]) -> None:
         nio = self.nio_names[port]
         name = quote(self.name)
         if values["type"] == "access":
@@ -314,7 +382,6 @@ class EthernetSwitch(EthernetSwitchMixin, DynamipsDevice):
                         f"Dynamips {self.hv.version} cannot use ethertype {ethertype} on a QinQ port "
                         "(dynamips >= 0.2.16 is required; 0x8100 works with any version)")
                 await self.hv.send(f"ethsw set_qinq_port {name} {nio} {values['vlan']} {ethertype}")
-        self.settings[port] = values
 
 
 class EthernetHub(DynamipsDevice):
@@ -324,10 +391,23 @@ class EthernetHub(DynamipsDevice):
     rename_command = "nio_bridge rename"
 
     async def bind(self, port: int, nio_name: str) -> None:
-        await self.hv.send(f"nio_bridge add_nio {quote(self.name)} {nio_name}")
+        await self.attach_command(f"nio_bridge add_nio {quote(self.name)} {nio_name}")
 
     async def unbind(self, port: int, nio_name: str) -> None:
         await self.hv.send(f"nio_bridge remove_nio {quote(self.name)} {nio_name}")
+
+
+def keep_earlier_frames(path: Path) -> Path:
+    """Dynamips truncates a capture file it opens: before a restarted hypervisor captures to `path` again, what was
+    captured so far moves to `<name>-1.pcap` (the first number not taken), next to it."""
+    number = 1
+    while (earlier := path.with_name(f"{path.stem}-{number}{path.suffix}")).exists():
+        number += 1
+    try:
+        path.rename(earlier)
+    except FileNotFoundError:
+        pass
+    return path
 
 
 def _parse_mapping_side(text: Any, parts: tuple[int, ...], error: str) -> tuple[int, ...]:
@@ -377,14 +457,30 @@ class MappingSwitch(DynamipsDevice):
                 continue
             if src in self.mappings or dst in self.mappings:
                 continue
-            await self.send_circuit("create", src, dst)
             try:
-                await self.send_circuit("create", dst, src)
-            except EmulatorError:
-                await self.send_circuit("delete", src, dst)
-                raise
+                await self.send_circuit("create", src, dst)
+                try:
+                    await self.send_circuit("create", dst, src)
+                except HypervisorTimeout:
+                    raise
+                except EmulatorError:
+                    await self.send_circuit("delete", src, dst)
+                    raise
+            except HypervisorTimeout as exc:
+                self.mappings[src], self.mappings[dst] = dst, src  # the rebuild creates it with the others
+                try:
+                    await self.recover(exc, dict(self.ports))
+                except EmulatorError:
+                    self.mappings.pop(src, None)
+                    self.mappings.pop(dst, None)
+                    raise
+                continue
             self.mappings[src] = dst
             self.mappings[dst] = src
+
+    async def restore_circuits(self) -> None:
+        for src, dst in list(self.mappings.items()):
+            await self.send_circuit("create", src, dst)
 
     async def send_circuit(self, action: str, src: tuple[int, ...], dst: tuple[int, ...]) -> None:
         raise NotImplementedError
@@ -407,8 +503,9 @@ class FrameRelaySwitch(MappingSwitch):
     shapes = (2,)
 
     async def send_circuit(self, action: str, src: tuple[int, ...], dst: tuple[int, ...]) -> None:
-        await self.hv.send(f"frsw {action}_vc {quote(self.name)} {self.nio_names[src[0]]} {src[1]} "
-                           f"{self.nio_names[dst[0]]} {dst[1]}")
+        send = self.attach_command if action == "create" else self.hv.send
+        await send(f"frsw {action}_vc {quote(self.name)} {self.nio_names[src[0]]} {src[1]} "
+                   f"{self.nio_names[dst[0]]} {dst[1]}")
 
 
 class ATMSwitch(MappingSwitch):
@@ -422,10 +519,11 @@ class ATMSwitch(MappingSwitch):
     async def send_circuit(self, action: str, src: tuple[int, ...], dst: tuple[int, ...]) -> None:
         name = quote(self.name)
         nio1, nio2 = self.nio_names[src[0]], self.nio_names[dst[0]]
+        send = self.attach_command if action == "create" else self.hv.send
         if len(src) == 2:
-            await self.hv.send(f"atmsw {action}_vpc {name} {nio1} {src[1]} {nio2} {dst[1]}")
+            await send(f"atmsw {action}_vpc {name} {nio1} {src[1]} {nio2} {dst[1]}")
         else:
-            await self.hv.send(f"atmsw {action}_vcc {name} {nio1} {src[1]} {src[2]} {nio2} {dst[1]} {dst[2]}")
+            await send(f"atmsw {action}_vcc {name} {nio1} {src[1]} {src[2]} {nio2} {dst[1]} {dst[2]}")
 
 
 DYNAMIPS_DEVICES: dict[str, type[DynamipsDevice]] = {

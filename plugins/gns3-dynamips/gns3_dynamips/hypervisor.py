@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import re
+import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -28,6 +29,15 @@ _counter = itertools.count(1)  # server-wide hypervisor number, used in the log 
 
 class HypervisorError(EmulatorError):
     """A `2xx-` reply: the text dynamips gave, shown to the client as a 409."""
+
+
+class HypervisorTimeout(EmulatorError):
+    """No reply in time. The connection is closed then: a late reply would be read as the answer to the next
+    command, and a hypervisor that stopped answering (a dynamips deadlock) would make every later request wait too."""
+
+    def __init__(self, message: str, command: str) -> None:
+        super().__init__(message)
+        self.command = command
 
 
 def quote(value: str) -> str:
@@ -93,7 +103,7 @@ class HypervisorConnection:
     def connected(self) -> bool:
         return self._writer is not None and not self._writer.is_closing()
 
-    async def send(self, command: str) -> list[str]:
+    async def send(self, command: str, timeout: float = REPLY_TIMEOUT) -> list[str]:
         """Send one command and return the reply lines (codes stripped, final `OK` dropped)."""
         async with self._lock:
             if not self.connected:
@@ -109,10 +119,11 @@ class HypervisorConnection:
                 data = b""
                 while not reply_complete(data):
                     try:
-                        chunk = await asyncio.wait_for(self._reader.read(65536), REPLY_TIMEOUT)
+                        chunk = await asyncio.wait_for(self._reader.read(65536), timeout)
                     except TimeoutError as exc:
-                        raise EmulatorError(f"The dynamips hypervisor did not answer within {REPLY_TIMEOUT:.0f} s: "
-                                            f"{command}") from exc
+                        self._writer.close()
+                        raise HypervisorTimeout(f"The dynamips hypervisor did not answer within {timeout:.0f} s: "
+                                                f"{command}", command) from exc
                     if not chunk:
                         raise EmulatorError(
                             f"The dynamips hypervisor closed the connection while running: {command}")
@@ -208,30 +219,35 @@ class Hypervisor:
         except OSError:
             return ""
 
-    async def send(self, command: str) -> list[str]:
+    async def send(self, command: str, timeout: float = REPLY_TIMEOUT) -> list[str]:
         if self.connection is None:
             raise EmulatorError("The dynamips hypervisor is not running")
-        return await self.connection.send(command)
+        return await self.connection.send(command, timeout)
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.running
 
     async def stop(self) -> None:
-        """`hypervisor stop`, close the socket, give it 3 s to exit, then kill; remove the stdout file."""
+        """`hypervisor stop`, close the socket, give it 3 s to exit, then kill; remove the stdout file. One that
+        stopped answering (its connection was closed on a timeout) is killed at once."""
         process, self.process = self.process, None
         if process is not None:
             process.expect_exit()  # an exit we ask for is not a crash
+        asked = False
         if self.connection is not None:
             if self.connection.connected and process is not None and process.running:
                 try:
-                    await asyncio.wait_for(self.connection.send("hypervisor stop"), 3)
-                except (EmulatorError, TimeoutError):
+                    await self.connection.send("hypervisor stop", 3)
+                    asked = True
+                except EmulatorError:
                     pass
             await self.connection.close()
             self.connection = None
         if process is not None:
-            if process.running:
+            if not asked:
+                await process.stop(timeout=1, sig=signal.SIGKILL)
+            elif process.running:
                 try:
                     await asyncio.wait_for(asyncio.shield(process.wait()), 3)
                 except TimeoutError:
