@@ -1,5 +1,5 @@
-"""Dynamips 0.2.14 deadlocks when frames reach an Ethernet switch while a port is attached to it: the server replaces
-the wedged hypervisor with one holding the same switch (ports, VLANs, capture) and the attach still succeeds.
+"""Dynamips 0.2.14 deadlocks when frames reach an Ethernet switch or hub while a port is attached to it: the server
+replaces the wedged hypervisor with one holding the same device (ports, VLANs, capture) and the attach still succeeds.
 
 The frames here are sent from the test's own UDP sockets on loopback, straight into the switch's tunnels."""
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gns3_dynamips.hypervisor import HypervisorError
 from test_switch_e2e import pcap_frames
 
 from gns3core.testing.notifications import NotificationStream
@@ -69,9 +70,12 @@ def flood(sock: socket.socket, port: int, seconds: float) -> threading.Thread:
     return thread
 
 
-async def test_switch_survives_frames_during_attach(api, project: dict[str, Any], gns3_server, peers) -> None:
+@pytest.mark.parametrize("device_type", ["ethernet_switch", "ethernet_hub"])
+async def test_device_survives_frames_during_attach(api, project: dict[str, Any], gns3_server, peers,
+                                                    device_type: str) -> None:
     pid = project["project_id"]
-    reply = await api.post(f"/v1/projects/{pid}/dynamips/devices", {"name": "SW", "device_type": "ethernet_switch"})
+    switch = device_type == "ethernet_switch"
+    reply = await api.post(f"/v1/projects/{pid}/dynamips/devices", {"name": "SW", "device_type": device_type})
     assert reply.status == 201, reply
     url = f"/v1/projects/{pid}/dynamips/devices/{reply.json['device_id']}"
     device = gns3_server.emulators["dynamips_devices"].vms[reply.json["device_id"]]
@@ -80,8 +84,8 @@ async def test_switch_survives_frames_during_attach(api, project: dict[str, Any]
     async def plug(number: int, vlan: int) -> Any:
         nio = {"type": "nio_udp", "lport": lports[number - 1], "rhost": "127.0.0.1",
                "rport": peers[number - 1].getsockname()[1]}
-        return await api.post(f"{url}/ports/{number}/nio",
-                              {"nio": nio, "port_settings": {"type": "access", "vlan": vlan, "ethertype": ""}})
+        settings = {"port_settings": {"type": "access", "vlan": vlan, "ethertype": ""}} if switch else {}
+        return await api.post(f"{url}/ports/{number}/nio", {"nio": nio, **settings})
 
     assert (await plug(1, 10)).status == 201
     reply = await api.post(f"{url}/ports/1/start_capture",
@@ -96,12 +100,14 @@ async def test_switch_survives_frames_during_attach(api, project: dict[str, Any]
         sender.join()
         assert reply.status == 201, reply
         warning = await stream.wait_for("log.warning")
-    assert "stopped answering (ethsw add_nio" in warning["event"]["message"]
+    command = "ethsw add_nio" if switch else "nio_bridge add_nio"
+    assert f"stopped answering ({command}" in warning["event"]["message"]
     assert device.hypervisor is not first and first.process is None  # the wedged one was ended
     assert (await plug(3, 20)).status == 201
 
-    reply = await api.get(url)
-    assert [(p["port"], p["vlan"]) for p in reply.json["ports"]] == [(1, 10), (2, 10), (3, 20)]
+    if switch:
+        reply = await api.get(url)
+        assert [(p["port"], p["vlan"]) for p in reply.json["ports"]] == [(1, 10), (2, 10), (3, 20)]
     for sock in peers[1:]:  # what the flood left queued
         sock.settimeout(0.01)
         while received(sock, b"", 0.05):
@@ -109,8 +115,49 @@ async def test_switch_survives_frames_during_attach(api, project: dict[str, Any]
         sock.settimeout(0.2)
     peers[0].sendto(frame(1, b"after"), ("127.0.0.1", lports[0]))
     assert received(peers[1], b"after")  # VLAN 10 to VLAN 10: port 1 kept its VLAN through the restart
-    assert not received(peers[2], b"after", 1.0)  # never into VLAN 20
+    if switch:
+        assert not received(peers[2], b"after", 1.0)  # never into VLAN 20
+    else:
+        assert received(peers[2], b"after")  # a hub repeats to every port
 
     assert (await api.post(f"{url}/ports/1/stop_capture")).status == 204
     assert pcap_frames(pcap) >= 1  # the capture went on in the new hypervisor
     assert pcap.with_name("sw-port1-1.pcap").exists()  # what the wedged one had captured, kept aside
+
+
+async def test_frame_relay_circuits_survive_frames_during_attach(api, project: dict[str, Any], gns3_server,
+                                                                 peers) -> None:
+    """A circuit is attached like a port: the rebuilt hypervisor gets every circuit, the new one included."""
+    pid = project["project_id"]
+    reply = await api.post(f"/v1/projects/{pid}/dynamips/devices", {"name": "FR", "device_type": "frame_relay_switch"})
+    assert reply.status == 201, reply
+    url = f"/v1/projects/{pid}/dynamips/devices/{reply.json['device_id']}"
+    device = gns3_server.emulators["dynamips_devices"].vms[reply.json["device_id"]]
+    lports = [(await api.post(f"/v1/projects/{pid}/ports/udp")).json["udp_port"] for _ in peers]
+
+    async def plug(number: int, mappings: dict[str, str]) -> Any:
+        nio = {"type": "nio_udp", "lport": lports[number - 1], "rhost": "127.0.0.1",
+               "rport": peers[number - 1].getsockname()[1]}
+        return await api.post(f"{url}/ports/{number}/nio", {"nio": nio, "mappings": mappings})
+
+    first_pair = {"1:102": "2:201", "2:201": "1:102"}
+    assert (await plug(1, first_pair)).status == 201
+    assert (await plug(2, first_pair)).status == 201
+    first = device.hypervisor
+    async with NotificationStream(api, pid) as stream:
+        sender = flood(peers[0], lports[0], 1.5)  # port 1 has a circuit: dynamips reads it
+        reply = await plug(3, {"1:103": "3:301", "3:301": "1:103"})
+        sender.join()
+        assert reply.status == 201, reply
+        warning = await stream.wait_for("log.warning")
+    assert "stopped answering (frsw create_vc" in warning["event"]["message"]
+    assert device.hypervisor is not first and first.process is None
+    assert (await api.get(url)).json["mappings"] == {
+        "(1, 102)": "(2, 201)", "(2, 201)": "(1, 102)", "(1, 103)": "(3, 301)", "(3, 301)": "(1, 103)"}
+    for (src, dlci_src), (dst, dlci_dst) in (((1, 102), (2, 201)), ((2, 201), (1, 102)),
+                                             ((1, 103), (3, 301)), ((3, 301), (1, 103))):
+        with pytest.raises(HypervisorError, match="unable to create VC"):  # it exists in the new hypervisor
+            await device.hypervisor.send(f'frsw create_vc "FR" {device.nio_names[src]} {dlci_src} '
+                                         f"{device.nio_names[dst]} {dlci_dst}")
+    # while a circuit that was never asked for can be created there: the refusals above are the duplicates
+    await device.hypervisor.send(f'frsw create_vc "FR" {device.nio_names[2]} 999 {device.nio_names[3]} 998')
