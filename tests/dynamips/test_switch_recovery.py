@@ -114,7 +114,7 @@ async def test_device_survives_frames_during_attach(api, project: dict[str, Any]
             pass
         sock.settimeout(0.2)
     peers[0].sendto(frame(1, b"after"), ("127.0.0.1", lports[0]))
-    assert received(peers[1], b"after")  # VLAN 10 to VLAN 10: port 1 kept its VLAN through the restart
+    assert received(peers[1], b"after")  # on the switch, VLAN 10 to VLAN 10: port 1 kept its VLAN through the restart
     if switch:
         assert not received(peers[2], b"after", 1.0)  # never into VLAN 20
     else:

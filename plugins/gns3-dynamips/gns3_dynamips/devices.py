@@ -457,26 +457,27 @@ class MappingSwitch(DynamipsDevice):
                 continue
             if src in self.mappings or dst in self.mappings:
                 continue
+            self.mappings[src], self.mappings[dst] = dst, src  # known first: a rebuild creates it with the others
             try:
-                await self.send_circuit("create", src, dst)
                 try:
-                    await self.send_circuit("create", dst, src)
-                except HypervisorTimeout:
-                    raise
-                except EmulatorError:
-                    await self.send_circuit("delete", src, dst)
-                    raise
-            except HypervisorTimeout as exc:
-                self.mappings[src], self.mappings[dst] = dst, src  # the rebuild creates it with the others
-                try:
+                    await self.create_circuit_pair(src, dst)
+                except HypervisorTimeout as exc:
                     await self.recover(exc, dict(self.ports))
-                except EmulatorError:
-                    self.mappings.pop(src, None)
-                    self.mappings.pop(dst, None)
-                    raise
-                continue
-            self.mappings[src] = dst
-            self.mappings[dst] = src
+            except EmulatorError:
+                self.mappings.pop(src, None)
+                self.mappings.pop(dst, None)
+                raise
+
+    async def create_circuit_pair(self, src: tuple[int, ...], dst: tuple[int, ...]) -> None:
+        """Both directions (dynamips creates one per command), or neither unless the hypervisor stopped answering."""
+        await self.send_circuit("create", src, dst)
+        try:
+            await self.send_circuit("create", dst, src)
+        except HypervisorTimeout:
+            raise  # that hypervisor is replaced as a whole
+        except EmulatorError:
+            await self.send_circuit("delete", src, dst)
+            raise
 
     async def restore_circuits(self) -> None:
         for src, dst in list(self.mappings.items()):

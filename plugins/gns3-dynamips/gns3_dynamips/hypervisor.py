@@ -245,14 +245,12 @@ class Hypervisor:
             await self.connection.close()
             self.connection = None
         if process is not None:
-            if not asked:
-                await process.stop(timeout=1, sig=signal.SIGKILL)
-            elif process.running:
+            if asked:
                 try:
                     await asyncio.wait_for(asyncio.shield(process.wait()), 3)
                 except TimeoutError:
                     pass
-            await process.stop()
+            await process.stop(sig=signal.SIGTERM if asked else signal.SIGKILL)
         if self._stdout_path:
             try:
                 os.unlink(self._stdout_path)
